@@ -1,0 +1,35 @@
+# Two commands a new user needs: `make demo` and `make test`. Both build .venv from the lock file.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest lock clean
+
+$(STAMP): pyproject.toml requirements/lock.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements/lock.txt uv
+	$(UV) pip install --quiet --python $(PY) -c requirements/lock.txt -e '.[test,postgres]'
+	touch $@
+
+lock:  ## regenerate the lock file from pyproject.toml (the only way versions get pinned)
+	$(UV) pip compile pyproject.toml --extra test --extra postgres --python-version 3.11 --quiet -o requirements/lock.txt
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy protocols
+
+pytest: $(STAMP)
+	tests/netns/netns-run --hosts 3 -- $(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: $(STAMP)
+	$(PY) -m demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info
