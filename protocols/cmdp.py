@@ -1,0 +1,190 @@
+"""CMDP1 log messages, metrics and notifications (wire doc §7).
+
+Exactly 3 frames:
+
+- topic: raw UTF-8, ``LOG/<LEVEL>[/<TOPIC>]``, ``STAT/<NAME>``, ``LOG?`` or ``STAT?``
+- header: str ``"CMDP\\x01"``, str sender, Timestamp, map tags (str keys)
+- payload: log -> raw UTF-8 text; metric -> value, uint flags (0), str unit (three objects);
+  notification -> map topic -> description
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Literal
+
+from . import _wire
+from .errors import DecodeError, EncodeError
+
+__all__ = [
+    "Level",
+    "LogMessage",
+    "Metric",
+    "MetricValue",
+    "Notification",
+    "decode",
+    "encode",
+    "log_topic",
+    "metric_topic",
+]
+
+MetricValue = bool | int | float | str
+
+
+class Level(IntEnum):
+    """Wire log levels; values are the Python logging numbers 1.0.2 uses (names only go on the wire)."""
+
+    TRACE = 5
+    DEBUG = logging.DEBUG
+    INFO = logging.INFO
+    WARNING = logging.WARNING
+    STATUS = 35
+    CRITICAL = logging.CRITICAL
+
+    @classmethod
+    def from_python_level(cls, levelno: int) -> Level:
+        """Highest wire level <= `levelno`; ERROR (40..49) goes out as CRITICAL.
+
+        Below 5 we give TRACE (1.0.2 returns CRITICAL there, which looks like an accident).
+        """
+        if levelno >= logging.ERROR:
+            return cls.CRITICAL
+        for level in reversed(cls):
+            if levelno >= level:
+                return level
+        return cls.TRACE
+
+
+@dataclass(frozen=True, slots=True)
+class LogMessage:
+    """A log record. `topic` "" means the topic frame is just ``LOG/<LEVEL>``."""
+
+    sender: str
+    level: Level
+    topic: str
+    text: str
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    time_ns: int = field(default_factory=_wire.now_us_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A metric value; the topic is ``STAT/<NAME upper-cased>``. The flags object is always 0."""
+
+    sender: str
+    name: str
+    value: MetricValue
+    unit: str = ""
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    time_ns: int = field(default_factory=_wire.now_us_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """Answer to a ``LOG?``/``STAT?`` subscription: available topics -> description."""
+
+    sender: str
+    kind: Literal["LOG", "STAT"]
+    topics: Mapping[str, str]
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    time_ns: int = field(default_factory=_wire.now_us_ns)
+
+
+def log_topic(level: Level, topic: str = "") -> bytes:
+    """``LOG/<LEVEL>`` or ``LOG/<LEVEL>/<TOPIC>`` (topic upper-cased, as 1.0.2 does with logger names)."""
+    name = Level(level).name
+    return (f"LOG/{name}/{topic.upper()}" if topic else f"LOG/{name}").encode("utf-8")
+
+
+def metric_topic(name: str) -> bytes:
+    """``STAT/<NAME>`` with the name upper-cased."""
+    return f"STAT/{name.upper()}".encode()
+
+
+def _header(msg: LogMessage | Metric | Notification) -> bytes:
+    w = _wire.Writer("CMDP header").string("protocol", _wire.CMDP1).sender(msg.sender)
+    return w.timestamp_ns(msg.time_ns).tags(msg.tags).frame()
+
+
+def _topic_text(text: object, what: str) -> str:
+    if not isinstance(text, str):
+        raise EncodeError(f"CMDP: {what}: expected str, got {type(text).__name__}")
+    return text
+
+
+def encode(msg: LogMessage | Metric | Notification) -> list[bytes]:
+    """Three frames: topic, header, payload."""
+    try:
+        if isinstance(msg, LogMessage):
+            topic = _topic_text(msg.topic, "topic")
+            if topic != topic.upper() or "\x00" in topic:
+                raise EncodeError(f"CMDP: log topic {topic!r} must be upper case")
+            text = _topic_text(msg.text, "text").encode("utf-8")
+            return [log_topic(Level(msg.level), topic), _header(msg), text]
+        if isinstance(msg, Metric):
+            name = _topic_text(msg.name, "name")
+            if not name or name != name.upper():
+                raise EncodeError(f"CMDP: metric name {name!r} must be non-empty and upper case")
+            if not isinstance(msg.value, bool | int | float | str):
+                raise EncodeError(f"CMDP: metric value must be bool, int, float or str, got {msg.value!r}")
+            w = _wire.Writer("CMDP metric").any("value", msg.value).uint("flags", 0)
+            return [metric_topic(name), _header(msg), w.string("unit", msg.unit).frame()]
+        if isinstance(msg, Notification):
+            if msg.kind not in ("LOG", "STAT"):
+                raise EncodeError(f"CMDP: notification kind must be LOG or STAT, got {msg.kind!r}")
+            topics = _wire.Writer("CMDP notification").tags(msg.topics, "topics")
+            if not all(isinstance(v, str) for v in msg.topics.values()):
+                raise EncodeError("CMDP: notification descriptions must be str")
+            return [f"{msg.kind}?".encode(), _header(msg), topics.frame()]
+    except (UnicodeEncodeError, ValueError) as exc:
+        if isinstance(exc, EncodeError):
+            raise
+        raise EncodeError(f"CMDP: {exc}") from None
+    raise EncodeError(f"CMDP: cannot encode {type(msg).__name__}")
+
+
+def decode(frames: Sequence[bytes]) -> LogMessage | Metric | Notification:
+    """Parse exactly 3 frames; DecodeError for anything malformed."""
+    parts = _wire.as_frames(frames, (3,), "CMDP")
+    topic = _wire.utf8(parts[0], "CMDP topic")
+    header = _wire.Reader(parts[1], "CMDP header")
+    header.protocol(_wire.CMDP1)
+    sender = header.sender()
+    time_ns = header.timestamp_ns()
+    tags = header.tags()
+    header.end()
+
+    if topic.startswith("LOG/"):
+        level_name, sep, log_topic_ = topic[4:].partition("/")
+        level = Level.__members__.get(level_name)
+        if level is None:
+            raise DecodeError(f"CMDP topic: unknown log level {level_name!r}")
+        if sep and not log_topic_:
+            raise DecodeError(f"CMDP topic: empty log topic after {topic!r}")
+        text = _wire.utf8(parts[2], "CMDP log text")
+        return LogMessage(sender, level, log_topic_, text, tags, time_ns)
+    if topic.startswith("STAT/"):
+        name = topic[5:]
+        if not name:
+            raise DecodeError("CMDP topic: empty metric name")
+        body = _wire.Reader(parts[2], "CMDP metric")
+        value = body.any("value")
+        if not isinstance(value, bool | int | float | str):
+            body.fail("value", f"expected bool, int, float or str, got {type(value).__name__}")
+        body.uint("flags", 0xFF)  # always 0 from 1.0.2; ignored
+        unit = body.string("unit")
+        body.end()
+        return Metric(sender, name, value, unit, tags, time_ns)
+    if topic in ("LOG?", "STAT?"):
+        body = _wire.Reader(parts[2], "CMDP notification")
+        topics = body.tags("topics")
+        for key, desc in topics.items():
+            if type(desc) is not str:
+                body.fail("topics", f"description of {key!r} must be str, got {type(desc).__name__}")
+        body.end()
+        kind: Literal["LOG", "STAT"] = "LOG" if topic == "LOG?" else "STAT"
+        return Notification(sender, kind, topics, tags, time_ns)
+    raise DecodeError(f"CMDP topic: {topic!r} is neither LOG/, STAT/, LOG? nor STAT?")
