@@ -1,0 +1,276 @@
+"""zeroconf / DNS-SD backend (python-zeroconf asyncio API, on the caller's event loop: no threads).
+
+One DNS-SD service type per Constellation service (``SERVICE_TYPES``). The instance name is
+``<canonical name>@<group, lower-cased>`` (hashed when longer than 63 bytes); TXT records carry ``group``,
+``name`` (canonical name), ``service`` (CONTROL, ...), ``protocol`` (CSCP1, ...) and ``txtvers``.
+Registration uses ``cooperating_responders=True`` (no 1.2 s probing), browsing uses QM questions (several
+instances may share one network namespace), and both are restricted to the selected interface addresses.
+A service departs on a goodbye (unregister) and when its records expire (TTL, ``ttl`` seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+from zeroconf import DNSQuestionType, IPVersion, ServiceStateChange, Zeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from protocols import chirp as wire
+from protocols.chirp import ServiceId
+
+from .backend import Sink
+from .errors import DiscoveryError
+from .service import ZEROCONF
+
+log = logging.getLogger(__name__)
+
+SERVICE_TYPES: Mapping[ServiceId, str] = {
+    ServiceId.CONTROL: "_cscp._tcp.local.",
+    ServiceId.HEARTBEAT: "_chp._tcp.local.",
+    ServiceId.MONITORING: "_cmdp._tcp.local.",
+    ServiceId.DATA: "_cdtp._tcp.local.",
+}
+PROTOCOLS: Mapping[ServiceId, str] = {
+    ServiceId.CONTROL: "CSCP1",
+    ServiceId.HEARTBEAT: "CHP1",
+    ServiceId.MONITORING: "CMDP1",
+    ServiceId.DATA: "CDTP2",
+}
+_BY_TYPE = {t: s for s, t in SERVICE_TYPES.items()}
+TXT_VERSION = "1"
+DEFAULT_TTL = 120  # seconds, for every record we publish (python-zeroconf's PTR default is 75 min)
+RESOLVE_TIMEOUT_MS = 1500
+MAX_EVENTS = 1024
+MAX_NAMES = 4096
+
+
+def instance_name(canonical_name: str, group: str) -> str:
+    """DNS-SD instance label for a node: readable when it fits in 63 bytes, hashed otherwise."""
+    label = f"{canonical_name}@{group.lower()}"
+    if len(label.encode()) <= 63:
+        return label
+    return f"{wire.host_id(canonical_name).hex()[:20]}@{wire.group_id(group).hex()[:20]}"
+
+
+def txt_record(group: str, canonical_name: str, service: ServiceId) -> dict[str, str]:
+    return {
+        "txtvers": TXT_VERSION,
+        "group": group,
+        "name": canonical_name,
+        "service": service.name,
+        "protocol": PROTOCOLS[service],
+    }
+
+
+def pick_address(addresses: Sequence[str]) -> str | None:
+    """The address a peer should connect to: the first non-loopback IPv4 one, else loopback."""
+    v4 = [a for a in addresses if ipaddress.ip_address(a).version == 4]
+    routable = [a for a in v4 if not ipaddress.ip_address(a).is_loopback]
+    return (routable or v4 or [None])[0]
+
+
+class DnssdBackend:
+    """Registers our offers and browses the four Constellation service types."""
+
+    name = ZEROCONF
+
+    def __init__(
+        self,
+        group: str,
+        canonical_name: str,
+        addresses: Sequence[str],
+        sink: Sink,
+        *,
+        offers: Mapping[ServiceId, int] | None = None,
+        ttl: int = DEFAULT_TTL,
+    ) -> None:
+        self._group = group
+        self._group_id = wire.group_id(group)
+        self._canonical = canonical_name
+        self._host_id = wire.host_id(canonical_name)
+        self._addresses = tuple(addresses)
+        self._sink = sink
+        self._ttl = ttl
+        self._offers: dict[ServiceId, int] = dict(offers or {})
+        self._registered: dict[ServiceId, AsyncServiceInfo] = {}
+        self._azc: AsyncZeroconf | None = None
+        self._browser: AsyncServiceBrowser | None = None
+        self._events: asyncio.Queue[tuple[str, str, ServiceStateChange]] = asyncio.Queue(MAX_EVENTS)
+        self._ops: asyncio.Queue[tuple[ServiceId, int | None]] = asyncio.Queue()
+        self._known: dict[str, tuple[bytes, ServiceId, int]] = {}  # instance fqdn -> what we reported
+        self._tasks: list[asyncio.Task[None]] = []
+        self._counters: Counter[str] = Counter()
+        self._closed = False
+
+    @property
+    def counters(self) -> Mapping[str, int]:
+        return dict(self._counters)
+
+    async def start(self) -> None:
+        try:
+            self._azc = AsyncZeroconf(interfaces=list(self._addresses), ip_version=IPVersion.V4Only)
+        except OSError as exc:
+            raise DiscoveryError(f"cannot open mDNS sockets on {', '.join(self._addresses)}: {exc}") from exc
+        self._browser = AsyncServiceBrowser(
+            self._azc.zeroconf,
+            list(SERVICE_TYPES.values()),
+            handlers=[self._on_change],
+            question_type=DNSQuestionType.QM,
+        )
+        for service, port in self._offers.items():
+            await self._register(service, port)
+        self._tasks = [
+            asyncio.create_task(self._resolve_loop(), name="discovery-zeroconf-resolve"),
+            asyncio.create_task(self._register_loop(), name="discovery-zeroconf-register"),
+        ]
+
+    def offer(self, service: ServiceId, port: int, previous_port: int | None) -> None:
+        self._offers[service] = port
+        if self._azc is not None:
+            self._ops.put_nowait((service, port))
+
+    def withdraw(self, service: ServiceId, port: int) -> None:
+        self._offers.pop(service, None)
+        if self._azc is not None:
+            self._ops.put_nowait((service, None))
+
+    def request(self, service: ServiceId) -> None:
+        """Browsing is continuous; nothing to send."""
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._browser is not None:
+            await self._browser.async_cancel()
+        if self._azc is not None:
+            if self._registered:
+                waits = [await self._azc.async_unregister_service(i) for i in self._registered.values()]
+                self._registered.clear()
+                # the first goodbye goes out at once; the rest follow within about 250 ms
+                await asyncio.gather(*waits, return_exceptions=True)
+            await self._azc.async_close()
+
+    # -- registration -------------------------------------------------------------------------------
+
+    def _info(self, service: ServiceId, port: int) -> AsyncServiceInfo:
+        type_ = SERVICE_TYPES[service]
+        server = f"cnstln-{self._host_id.hex()[:16]}-{self._group_id.hex()[:8]}.local."
+        return AsyncServiceInfo(
+            type_,
+            f"{instance_name(self._canonical, self._group)}.{type_}",
+            port=port,
+            properties=txt_record(self._group, self._canonical, service),
+            server=server,
+            host_ttl=self._ttl,
+            other_ttl=self._ttl,
+            parsed_addresses=list(self._addresses),
+        )
+
+    async def _register(self, service: ServiceId, port: int | None) -> None:
+        assert self._azc is not None
+        old = self._registered.pop(service, None)
+        if port is None:
+            if old is not None:
+                await self._azc.async_unregister_service(old)
+            return
+        info = self._info(service, port)
+        if old is not None:
+            await self._azc.async_update_service(info)
+        else:
+            await self._azc.async_register_service(info, cooperating_responders=True)
+        self._registered[service] = info
+
+    async def _register_loop(self) -> None:
+        while True:
+            service, port = await self._ops.get()
+            try:
+                await self._register(service, port)
+            except Exception:
+                log.exception("zeroconf: cannot (un)register %s", service.name)
+
+    # -- browsing -----------------------------------------------------------------------------------
+
+    def _on_change(
+        self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
+    ) -> None:
+        try:
+            self._events.put_nowait((service_type, name, state_change))
+        except asyncio.QueueFull:
+            self._counters["dropped_events"] += 1
+
+    async def _resolve_loop(self) -> None:
+        while True:
+            service_type, name, change = await self._events.get()
+            try:
+                if change is ServiceStateChange.Removed:
+                    self._forget(name)
+                else:
+                    await self._resolve(service_type, name)
+            except Exception:  # never let one record kill the browser
+                log.exception("zeroconf: error while handling %s (%s)", name, change)
+
+    def _forget(self, name: str) -> None:
+        known = self._known.pop(name, None)
+        if known is not None:
+            self._sink.gone(ZEROCONF, known[0], known[1], known[2])
+
+    async def _resolve(self, service_type: str, name: str) -> None:
+        assert self._azc is not None
+        service = _BY_TYPE.get(service_type)
+        if service is None:
+            return
+        info = AsyncServiceInfo(service_type, name)
+        if not info.load_from_cache(self._azc.zeroconf) and not await info.async_request(
+            self._azc.zeroconf, RESOLVE_TIMEOUT_MS, question_type=DNSQuestionType.QM
+        ):
+            self._counters["unresolved"] += 1
+            log.debug("zeroconf: could not resolve %s", name)
+            return
+        found = self._parse(service, name, info)
+        if found is None:
+            self._forget(name)  # an update may have made a known instance invalid
+            return
+        host_id, address, port, canonical = found
+        if name not in self._known and len(self._known) >= MAX_NAMES:
+            self._counters["dropped_full"] += 1
+            return
+        self._known[name] = (host_id, service, port)
+        self._sink.seen(ZEROCONF, host_id, service, address, port, canonical)
+
+    def _parse(
+        self, service: ServiceId, name: str, info: AsyncServiceInfo
+    ) -> tuple[bytes, str, int, str] | None:
+        def bad(why: str) -> None:
+            self._counters["malformed"] += 1
+            log.debug("zeroconf: ignoring %s: %s", name, why)
+
+        try:
+            txt = {k.decode(): v.decode() for k, v in info.properties.items() if v is not None}
+        except UnicodeDecodeError:
+            return bad("TXT is not UTF-8")
+        group, canonical = txt.get("group"), txt.get("name")
+        if not group or not canonical:
+            return bad("TXT lacks group or name")
+        if txt.get("service") != service.name:
+            return bad(f"TXT service {txt.get('service')!r} does not match type {SERVICE_TYPES[service]}")
+        if wire.group_id(group) != self._group_id:
+            self._counters["other_group"] += 1
+            return None
+        host_id = wire.host_id(canonical)
+        if host_id == self._host_id:
+            self._counters["own"] += 1
+            return None
+        if not info.port:
+            return bad("no port")
+        address = pick_address(info.parsed_addresses(IPVersion.V4Only))
+        if address is None:
+            return bad("no IPv4 address")
+        return host_id, address, info.port, canonical

@@ -1,0 +1,65 @@
+"""Interface selection, the way ConstellationDAQ 1.0.2 does it (``core/network.py``).
+
+The address list always starts with ``127.0.0.1``. Named interfaces (case-insensitive; an IPv4 address
+of a usable interface is accepted too) add their first IPv4 address. With no names, every interface that
+is up, has an IPv4 address and is multicast-capable (loopback always counts) is used. Duplicates are
+removed, order is kept. Enumeration uses psutil (netlink), never ``/sys/class/net``, so it sees the
+current network namespace.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping, Sequence
+
+import psutil
+
+from .errors import UnknownInterface
+
+LOOPBACK = "127.0.0.1"
+
+
+def usable_interfaces() -> dict[str, str]:
+    """Map interface name -> first IPv4 address, for every interface 1.0.2 would accept."""
+    addrs = psutil.net_if_addrs()
+    result: dict[str, str] = {}
+    for name, stats in psutil.net_if_stats().items():
+        if not stats.isup:
+            continue
+        ipv4 = next((a.address for a in addrs.get(name, ()) if a.family == socket.AF_INET), None)
+        if ipv4 is None:
+            continue
+        flags = set(stats.flags.split(",")) if stats.flags else set()
+        if "multicast" not in flags and "loopback" not in flags:
+            continue
+        result[name] = str(ipv4)
+    return result
+
+
+def select_addresses(
+    interfaces: Sequence[str] | None, usable: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """IPv4 addresses to use for discovery, ``127.0.0.1`` first.
+
+    Raises ``UnknownInterface`` (with the list of usable interfaces) for a name that is not usable.
+    """
+    if isinstance(interfaces, str):
+        raise TypeError("interfaces must be a sequence of names, not a single string")
+    usable = dict(usable_interfaces() if usable is None else usable)
+    by_lower = {name.lower(): addr for name, addr in usable.items()}
+    by_addr = set(usable.values())
+    selected = [LOOPBACK]
+    if interfaces is None:
+        selected.extend(usable.values())
+    else:
+        for wanted in interfaces:
+            if wanted.lower() in by_lower:
+                selected.append(by_lower[wanted.lower()])
+            elif wanted in by_addr:
+                selected.append(wanted)
+            else:
+                known = ", ".join(f"{n} ({a})" for n, a in sorted(usable.items())) or "none"
+                raise UnknownInterface(
+                    f"{wanted!r} is not an up, multicast-capable IPv4 interface; usable: {known}"
+                )
+    return tuple(dict.fromkeys(selected))
