@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml requirements/lock.txt
 
 lock:  ## regenerate the lock file from pyproject.toml (the only way versions get pinned)
 	$(UV) pip compile pyproject.toml --extra test --extra postgres --python-version 3.11 --quiet -o requirements/lock.txt
+	$(UV) pip compile pyproject.toml requirements/interop.in --python-version 3.11 --quiet -o requirements/interop-lock.txt
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
