@@ -97,8 +97,13 @@ def spawn() -> Iterator[SpawnFn]:
     require_netns()
     procs: list[Proc] = []
 
-    def start(*argv: str, ready: str | None = None, timeout: float = 15.0,
-              env: dict[str, str] | None = None, host: int | None = None) -> Proc:
+    def start(
+        *argv: str,
+        ready: str | None = None,
+        timeout: float = 15.0,
+        env: dict[str, str] | None = None,
+        host: int | None = None,
+    ) -> Proc:
         if host is not None:
             require_netns(host)
         proc, match = spawn_process(argv, ready=ready, timeout=timeout, env=env, host=host)

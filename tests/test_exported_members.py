@@ -21,6 +21,17 @@ def test_all_names_exist(name: str) -> None:
 def test_protocols_exports_the_codecs() -> None:
     import protocols
 
-    for member in ("DecodeError", "EncodeError", "ProtocolError", "State", "Role", "HeartbeatFlags",
-                   "chirp", "cscp", "chp", "cmdp", "cdtp"):
+    for member in (
+        "DecodeError",
+        "EncodeError",
+        "ProtocolError",
+        "State",
+        "Role",
+        "HeartbeatFlags",
+        "chirp",
+        "cscp",
+        "chp",
+        "cmdp",
+        "cdtp",
+    ):
         assert member in protocols.__all__, member

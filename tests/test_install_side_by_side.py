@@ -26,9 +26,11 @@ import constellation, protocols
 import constellation.core.satellite          # ConstellationDAQ's satellite base class
 import constellation.core.controller
 from constellation.satellites.Mariner.Mariner import Mariner
-assert any(pathlib.Path(p).joinpath("__init__.py").exists() for p in constellation.__path__), constellation.__path__
-ours = [ep.name for ep in md.entry_points(group="console_scripts") if ep.value.startswith(("constellation.cli", "console."))]
-theirs = [ep.name for ep in md.entry_points(group="console_scripts") if ep.value.startswith("constellation.satellites.Mariner")]
+regular = [p for p in constellation.__path__ if pathlib.Path(p).joinpath("__init__.py").exists()]
+assert regular, constellation.__path__
+scripts = md.entry_points(group="console_scripts")
+ours = [ep.name for ep in scripts if ep.value.startswith(("constellation.cli", "console."))]
+theirs = [ep.name for ep in scripts if ep.value.startswith("constellation.satellites.Mariner")]
 assert ours and theirs, (ours, theirs)
 print("OK", constellation.__file__, constellation.core.satellite.__file__)
 """
@@ -62,15 +64,28 @@ def test_installs_next_to_constellationdaq(tmp_path: Path, editable: bool) -> No
     # ConstellationDAQ first, then us on top: the order in which a user would add us to an existing setup.
     for spec in (["ConstellationDAQ==1.0.2"], target):
         proc = subprocess.run(
-            [uv, "pip", "install", "--quiet", "--python", str(python), "--no-index", "--find-links",
-             str(wheels), *spec],
-            capture_output=True, text=True, timeout=240,
+            [
+                uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(python),
+                "--no-index",
+                "--find-links",
+                str(wheels),
+                *spec,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
         )
         assert proc.returncode == 0, proc.stderr
     # Run from the scratch folder, so that this checkout's sources are not on sys.path.
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
-    out = subprocess.run([str(python), "-c", CHECK], capture_output=True, text=True, timeout=60,
-                         cwd=tmp_path, env=env)
+    out = subprocess.run(
+        [str(python), "-c", CHECK], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("OK")
     ours_file, theirs_file = out.stdout.split()[1:3]
@@ -80,9 +95,19 @@ def test_installs_next_to_constellationdaq(tmp_path: Path, editable: bool) -> No
         assert ours_file.startswith(str(venv))
     assert theirs_file.startswith(str(venv))
     # Uninstalling ConstellationDAQ leaves ours working, and the reverse order works too.
-    proc = subprocess.run([uv, "pip", "uninstall", "--quiet", "--python", str(python), "constellationdaq"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [uv, "pip", "uninstall", "--quiet", "--python", str(python), "constellationdaq"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
-    ok = subprocess.run([str(python), "-c", "import constellation, protocols; print('alone')"],
-                        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    ok = subprocess.run(
+        [str(python), "-c", "import constellation, protocols; print('alone')"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
     assert ok.stdout.strip() == "alone", ok.stderr

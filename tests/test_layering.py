@@ -44,5 +44,7 @@ def test_imports_point_down(package: str) -> None:
 
 def test_constellation_leaves_constellationdaq_names_alone() -> None:
     for name in ("core", "tools", "satellites"):
-        assert not (ROOT / "constellation" / name).exists(), f"constellation/{name} belongs to ConstellationDAQ"
+        assert not (ROOT / "constellation" / name).exists(), (
+            f"constellation/{name} belongs to ConstellationDAQ"
+        )
         assert not (ROOT / "constellation" / f"{name}.py").exists()

@@ -85,11 +85,36 @@ def prepare_oracle() -> Path:
         uv = _uv()
         venv = cache / "venv"
         _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)])
-        _run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-              "-c", str(constraints), "ConstellationDAQ==1.0.2", "pip"])
+        _run(
+            [
+                uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(venv / "bin" / "python"),
+                "-c",
+                str(constraints),
+                "ConstellationDAQ==1.0.2",
+                "pip",
+            ]
+        )
         wheels = cache / "wheels"
-        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-              "-d", str(wheels), "-r", str(constraints)])
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                str(wheels),
+                "-r",
+                str(constraints),
+            ]
+        )
         done.write_text("ok\n")
     return cache
 

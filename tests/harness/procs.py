@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -54,7 +55,9 @@ class Proc:
         with self._changed:
             return "\n".join(self.lines)
 
-    def wait_for(self, pattern: str | re.Pattern[str], timeout: float = 10.0, start: int = 0) -> re.Match[str]:
+    def wait_for(
+        self, pattern: str | re.Pattern[str], timeout: float = 10.0, start: int = 0
+    ) -> re.Match[str]:
         """Wait for an output line (from index ``start`` on) matching ``pattern``; return the match."""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
@@ -90,7 +93,9 @@ class Proc:
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise ProcessFailed(f"{self.argv[0]} did not exit within {timeout}s:\n{self.output_tail()}") from None
+            raise ProcessFailed(
+                f"{self.argv[0]} did not exit within {timeout}s:\n{self.output_tail()}"
+            ) from None
 
     def stop(self, grace: float = 5.0) -> int:
         """SIGTERM the process group, then SIGKILL it after ``grace`` seconds. Idempotent."""
@@ -106,10 +111,8 @@ class Proc:
                 except subprocess.TimeoutExpired:
                     continue
         # Processes left in the group (grandchildren) go too.
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self._reader.join(5.0)
         return self.popen.returncode if self.popen.returncode is not None else -9
 
