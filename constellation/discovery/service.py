@@ -57,22 +57,47 @@ class Change(Enum):
 Event = tuple[Change, Service]
 
 
+@dataclass(frozen=True, slots=True)
+class _View:
+    """What one backend last reported for one (host_id, service)."""
+
+    address: str
+    port: int
+    name: str | None
+
+
+@dataclass(slots=True)
+class _Entry:
+    views: dict[str, _View]
+    current: Service | None = None
+
+
 class ServiceTable:
-    """Merged view of all backends; at most ``max_entries`` services (new ones beyond are dropped)."""
+    """Merged view of all backends; at most ``max_entries`` services (new ones beyond are dropped).
+
+    Each backend's last report is kept per ``(host_id, service)``. A backend reporting a port that differs
+    from the current one replaces the service only if that backend itself saw the port change (so a
+    stale cache of one backend cannot flip a service back and forth); when the current service departs,
+    another backend's differing report, if any, appears in its place.
+    """
 
     def __init__(self, max_entries: int = 4096) -> None:
         self._max = max_entries
-        self._entries: dict[tuple[bytes, ServiceId], Service] = {}
+        self._entries: dict[tuple[bytes, ServiceId], _Entry] = {}
         self.dropped_full = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(1 for e in self._entries.values() if e.current is not None)
 
     def __iter__(self) -> Iterator[Service]:
-        return iter(list(self._entries.values()))
+        return iter(self.snapshot())
 
     def snapshot(self, kind: ServiceId | None = None) -> list[Service]:
-        return [s for s in self._entries.values() if kind is None or s.service == kind]
+        return [
+            e.current
+            for e in self._entries.values()
+            if e.current is not None and (kind is None or e.current.service == kind)
+        ]
 
     def seen(
         self,
@@ -85,44 +110,70 @@ class ServiceTable:
     ) -> list[Event]:
         """``backend`` reports ``(host_id, service)`` reachable at ``address:port``."""
         key = (host_id, service)
-        old = self._entries.get(key)
-        if old is not None and old.port == port:
-            if backend not in old.backends or (name is not None and old.name is None):
+        entry = self._entries.get(key)
+        if entry is None:
+            if len(self._entries) >= self._max:
+                self.dropped_full += 1
+                log.debug("service table full (%d): dropping %s from %s", self._max, service.name, address)
+                return []
+            entry = self._entries[key] = _Entry({})
+        previous = entry.views.get(backend)
+        entry.views[backend] = _View(address, port, name)
+        current = entry.current
+        if current is not None and current.port == port:
+            if backend not in current.backends or (name is not None and current.name is None):
                 # another backend confirms it, or we learn the canonical name: no new appearance
-                self._entries[key] = dataclasses.replace(
-                    old, backends=old.backends | {backend}, name=old.name or name
+                entry.current = dataclasses.replace(
+                    current, backends=current.backends | {backend}, name=current.name or name
                 )
             return []
+        if current is not None and (previous is None or previous.port == port):
+            return []  # a first or repeated report that disagrees: keep the current one
         events: list[Event] = []
-        if old is not None:
-            log.debug("%s: %s moved from port %d to %d: replaced", backend, service.name, old.port, port)
-            del self._entries[key]
-            events.append((Change.DEPART, old))
-        elif len(self._entries) >= self._max:
-            self.dropped_full += 1
-            log.debug("service table full (%d): dropping %s from %s", self._max, service.name, address)
-            return events
-        new = Service(host_id, service, address, port, name, frozenset({backend}))
-        self._entries[key] = new
-        events.append((Change.APPEAR, new))
+        if current is not None:
+            log.debug("%s: %s moved from port %d to %d: replaced", backend, service.name, current.port, port)
+            events.append((Change.DEPART, current))
+        entry.current = self._build(host_id, service, entry, port)
+        events.append((Change.APPEAR, entry.current))
         return events
 
     def gone(self, backend: str, host_id: bytes, service: ServiceId, port: int | None = None) -> list[Event]:
         """``backend`` no longer sees ``(host_id, service)`` (at ``port``, when given)."""
         key = (host_id, service)
-        old = self._entries.get(key)
-        if old is None or backend not in old.backends or (port is not None and port != old.port):
+        entry = self._entries.get(key)
+        if entry is None:
             return []
-        remaining = old.backends - {backend}
-        if remaining:
-            self._entries[key] = dataclasses.replace(old, backends=remaining)
+        view = entry.views.get(backend)
+        if view is None or (port is not None and port != view.port):
             return []
-        del self._entries[key]
-        return [(Change.DEPART, old)]
+        del entry.views[backend]
+        current = entry.current
+        events: list[Event] = []
+        if current is not None and backend in current.backends:
+            remaining = current.backends - {backend}
+            if remaining:
+                entry.current = dataclasses.replace(current, backends=remaining)
+                return []
+            events.append((Change.DEPART, current))
+            entry.current = None
+            if entry.views:  # another backend knows it at another port: that one is now current
+                newest = next(reversed(entry.views.values()))
+                entry.current = self._build(host_id, service, entry, newest.port)
+                events.append((Change.APPEAR, entry.current))
+        if not entry.views:
+            del self._entries[key]
+        return events
 
     def drop_backend(self, backend: str) -> list[Event]:
         """Forget everything ``backend`` reported (it stopped)."""
         events: list[Event] = []
-        for svc in list(self._entries.values()):
-            events.extend(self.gone(backend, svc.host_id, svc.service))
+        for host_id, service in list(self._entries):
+            events.extend(self.gone(backend, host_id, service))
         return events
+
+    @staticmethod
+    def _build(host_id: bytes, service: ServiceId, entry: _Entry, port: int) -> Service:
+        agreeing = {b: v for b, v in entry.views.items() if v.port == port}
+        first = next(iter(agreeing.values()))
+        name = next((v.name for v in agreeing.values() if v.name), None)
+        return Service(host_id, service, first.address, port, name, frozenset(agreeing))

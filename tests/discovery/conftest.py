@@ -1,0 +1,84 @@
+"""Fixtures for discovery tests: Discovery instances closed at teardown, event recorders, raw CHIRP."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from constellation.discovery import Discovery, Service
+from protocols import chirp as wire
+from tests.harness import OracleUnavailable, oracle_python
+
+
+@dataclass
+class Recorder:
+    """Collects appear/depart events with their monotonic time."""
+
+    appeared: list[tuple[float, Service]] = field(default_factory=list)
+    departed: list[tuple[float, Service]] = field(default_factory=list)
+
+    def appear(self, svc: Service) -> None:
+        self.appeared.append((time.monotonic(), svc))
+
+    def depart(self, svc: Service) -> None:
+        self.departed.append((time.monotonic(), svc))
+
+    def first_appear(self, pred: Callable[[Service], bool]) -> tuple[float, Service] | None:
+        return next(((t, s) for t, s in self.appeared if pred(s)), None)
+
+    def first_depart(self, pred: Callable[[Service], bool]) -> tuple[float, Service] | None:
+        return next(((t, s) for t, s in self.departed if pred(s)), None)
+
+
+MakeFn = Callable[..., tuple[Discovery, Recorder]]
+
+
+@pytest.fixture
+async def make() -> AsyncIterator[MakeFn]:
+    """make(group, name, **kw) -> (Discovery not yet started, Recorder); every one is closed at teardown."""
+    made: list[Discovery] = []
+
+    def _make(group: str, name: str, **kw: object) -> tuple[Discovery, Recorder]:
+        rec = Recorder()
+        kw.setdefault("interfaces", ["lo"])
+        disc = Discovery(group, name, on_appear=rec.appear, on_depart=rec.depart, **kw)  # type: ignore[arg-type]
+        made.append(disc)
+        return disc, rec
+
+    yield _make
+    async with asyncio.timeout(10):
+        for disc in reversed(made):
+            await disc.aclose()
+
+
+@pytest.fixture
+def chirp_sender() -> Iterator[Callable[[bytes], None]]:
+    """send(datagram) to 239.192.7.123:7123 on loopback, like any other node would."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+
+    def send(data: bytes) -> None:
+        sock.sendto(data, (wire.MULTICAST_ADDRESS, wire.PORT))
+
+    yield send
+    sock.close()
+
+
+@pytest.fixture(scope="session")
+def cdaq() -> Path:
+    """Python of a ConstellationDAQ 1.0.2 environment: the suite's oracle, else the reading copy."""
+    try:
+        return oracle_python()
+    except OracleUnavailable as exc:
+        fallback = Path("/tmp/cdaq/bin/python")
+        if fallback.exists():
+            return fallback
+        pytest.skip(str(exc))
+        raise
