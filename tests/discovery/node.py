@@ -18,8 +18,9 @@ from protocols.chirp import ServiceId
 
 def _line(kind: str, svc: Service) -> None:
     who = svc.name or svc.host_id.hex()
+    backends = ",".join(sorted(svc.backends))
     print(
-        f"{kind} {time.monotonic():.6f} {svc.service.name} {who} {svc.endpoint} {','.join(sorted(svc.backends))}",
+        f"{kind} {time.monotonic():.6f} {svc.service.name} {who} {svc.endpoint} {backends}",
         flush=True,
     )
 

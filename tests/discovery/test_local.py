@@ -26,7 +26,7 @@ LATENCY = 0.1  # the target: an already-listening process sees a new satellite w
 BOTH = ("chirp", "zeroconf")
 
 
-def named(name: str):  # noqa: ANN201
+def named(name: str):
     hid = wire.host_id(name)
     return lambda s: s.host_id == hid
 
@@ -42,7 +42,7 @@ async def test_listening_peer_sees_offer_within_100ms_and_depart_on_close(
     sat.offer(ServiceId.HEARTBEAT, 4101)
     t0 = time.monotonic()
     await sat.start()
-    t_appear, svc = await eventually(lambda: rec.first_appear(named("Sputnik.One")), timeout=5)
+    t_appear, _svc = await eventually(lambda: rec.first_appear(named("Sputnik.One")), timeout=5)
     latency = t_appear - t0
     assert latency < LATENCY, f"{backends}: seen after {latency * 1000:.1f} ms"
     await eventually(lambda: len(listener.services()) == 2, timeout=5)
@@ -84,7 +84,7 @@ async def test_new_listener_finds_existing_node(make: MakeFn, group: str, backen
     assert svc.port == 4200
 
 
-async def test_port_change_is_depart_plus_appear(make: MakeFn, group: str, chirp_sender) -> None:  # noqa: ANN001
+async def test_port_change_is_depart_plus_appear(make: MakeFn, group: str, chirp_sender) -> None:
     listener, rec = make(group, "Ctl.l", backends=BOTH)
     await listener.start()
     sat, _ = make(group, "Sputnik.Mover", backends=BOTH)
@@ -137,7 +137,7 @@ async def test_group_isolation_and_case_insensitive_group(
 async def test_malformed_datagrams_leave_the_receiver_working(
     make: MakeFn,
     group: str,
-    chirp_sender,  # noqa: ANN001
+    chirp_sender,
 ) -> None:
     listener, rec = make(group, "Ctl.fuzz", backends=("chirp",))
     await listener.start()
