@@ -1,0 +1,255 @@
+"""The Console API (operator-agent.md section 1) as a FastAPI application."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Query, Request
+from starlette.responses import Response
+
+from console import ops, queries
+from console.errors import BadRequest
+from console.http import BodyLimit, install_error_handlers, install_openapi, json_response, parse
+from console.service import Console
+from console.settings import Settings
+from console.simulate import derive_timeline
+from protocols.console_api import (
+    AgentEvent,
+    AgentTelemetry,
+    BatchAck,
+    Capabilities,
+    Deployment,
+    DeploymentCreate,
+    DeploymentCreated,
+    DeploymentList,
+    ErrorBody,
+    EventAck,
+    EventBatch,
+    EventPage,
+    RegisterRequest,
+    RegisterResponse,
+    TelemetryResponse,
+    WorkloadSpec,
+)
+
+__all__ = ["create_app", "validate_plan"]
+
+_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_AGENT_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+ApiKey = Annotated[str | None, Header(alias="X-API-Key")]
+AgentId = Annotated[str | None, Header(alias="X-Agent-ID")]
+UserAgent = Annotated[str | None, Header(alias="User-Agent")]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+Offset = Annotated[int, Query(ge=0, le=2**31)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (400, "invalid request"),
+        (401, "missing or invalid API key"),
+        (403, "key valid, insufficient permission"),
+        (404, "not found"),
+        (409, "conflict"),
+        (413, "body too large"),
+        (429, "rate limited (see Retry-After)"),
+    )
+}
+
+
+def _agent_id(value: str | None) -> str:
+    if value is None:
+        raise BadRequest("missing X-Agent-ID header")
+    if not _AGENT_ID.match(value):
+        raise BadRequest("malformed X-Agent-ID header (1..128 printable ASCII characters)")
+    return value
+
+
+def _dep_id(value: str) -> str:
+    if not _ID.match(value):
+        raise BadRequest("malformed deployment id")
+    return value
+
+
+def validate_plan(plan: dict[str, Any], job_fallback: str) -> list[dict[str, Any]]:
+    """The timeline of a plan file: its own `events` (each a valid envelope) or one derived from it."""
+    raw = plan.get("events")
+    plan_data = plan.get("plan_data")
+    if not isinstance(plan_data, dict):
+        raise BadRequest("plan.plan_data must be an object")
+    if raw is None:
+        job_id = str(plan_data.get("job_id") or plan.get("plan_id") or job_fallback)
+        raw = derive_timeline(plan_data, job_id)
+    if not isinstance(raw, list):
+        raise BadRequest("plan.events must be a list of event envelopes")
+    for i, ev in enumerate(raw):
+        try:
+            AgentEvent.model_validate(ev)
+        except ValueError as exc:
+            raise BadRequest(f"plan.events[{i}] is not a valid event: {exc}") from None
+    return raw
+
+
+def create_app(settings: Settings) -> FastAPI:
+    console = Console(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await console.start()
+        try:
+            yield
+        finally:
+            await console.aclose()
+
+    app = FastAPI(title="Operator Console API", version="0.1.0", lifespan=lifespan, responses=_ERRORS)
+    app.state.console = console
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    # --- agent endpoints ---------------------------------------------------------------------------
+
+    @app.post("/api/agent/register", status_code=201, responses={201: {"model": RegisterResponse}})
+    async def register(
+        request: Request, key: ApiKey = None, agent: AgentId = None, ua: UserAgent = None
+    ) -> Response:
+        info = await console.authenticate(key)
+        agent_id = _agent_id(agent)
+        req = await parse(request, RegisterRequest)
+        if req.agent_id != agent_id:
+            raise BadRequest("agent_id in the body differs from the X-Agent-ID header")
+        await console.write(lambda c: ops.register_agent(c, req, info.id, ua))
+        body = RegisterResponse(id=agent_id, status="idle", capabilities=console.capabilities())
+        return json_response(body, 201)
+
+    @app.get("/api/agent/capabilities", responses={200: {"model": Capabilities}})
+    async def capabilities(key: ApiKey = None) -> Response:
+        await console.authenticate(key)
+        return json_response(console.capabilities())
+
+    @app.get(
+        "/api/agent/workloads",
+        responses={200: {"model": WorkloadSpec}, 204: {"description": "nothing to do"}},
+    )
+    async def poll(key: ApiKey = None, agent: AgentId = None) -> Response:
+        await console.authenticate(key)
+        agent_id = _agent_id(agent)
+        console.poll_limit.take(agent_id)
+        spec = await console.write(lambda c: ops.dispatch_next(c, agent_id, settings.lease_seconds))
+        if spec is None:
+            return Response(status_code=204)
+        spec["lease_expires_at"] = queries.iso(spec["lease_expires_at"])
+        return json_response(WorkloadSpec.model_validate(spec))
+
+    @app.post(
+        "/api/deployments/{deployment_id}/events", status_code=201, responses={201: {"model": EventAck}}
+    )
+    async def report_event(
+        request: Request, deployment_id: str, key: ApiKey = None, agent: AgentId = None, idem: IdemKey = None
+    ) -> Response:
+        await console.authenticate(key)
+        agent_id = _agent_id(agent)
+        dep_id = _dep_id(deployment_id)
+        if idem is not None and not _AGENT_ID.match(idem):
+            raise BadRequest("malformed Idempotency-Key header (1..128 printable ASCII characters)")
+        console.event_limit.take(dep_id)
+        ev = await parse(request, AgentEvent)
+        ack = await console.write(
+            lambda c: ops.add_event(c, dep_id, ev, agent_id=agent_id, idempotency_key=idem)
+        )
+        return json_response(ack, 200 if ack.duplicate else 201)
+
+    @app.post("/api/deployments/{deployment_id}/events/batch", responses={200: {"model": BatchAck}})
+    async def report_batch(
+        request: Request, deployment_id: str, key: ApiKey = None, agent: AgentId = None
+    ) -> Response:
+        await console.authenticate(key)
+        agent_id = _agent_id(agent)
+        dep_id = _dep_id(deployment_id)
+        console.event_limit.take(dep_id)  # a batch costs one token: it is the sanctioned way to drain
+        batch = await parse(request, EventBatch)
+
+        def store(conn: Any) -> list[EventAck]:
+            return [ops.add_event(conn, dep_id, ev, agent_id=agent_id) for ev in batch.events]
+
+        acks = await console.write(store)
+        dups = sum(a.duplicate for a in acks)
+        return json_response(BatchAck(results=acks, stored=len(acks) - dups, duplicates=dups))
+
+    @app.post("/api/agent/telemetry", responses={200: {"model": TelemetryResponse}})
+    async def telemetry(request: Request, key: ApiKey = None, agent: AgentId = None) -> Response:
+        info = await console.authenticate(key)
+        agent_id = _agent_id(agent)
+        console.telemetry_limit.take(agent_id)
+        body = await parse(request, AgentTelemetry)
+        if body.agent_id is not None and body.agent_id != agent_id:
+            raise BadRequest("agent_id in the body differs from the X-Agent-ID header")
+        await console.write(lambda c: ops.record_telemetry(c, agent_id, info.id, body))
+        return json_response(TelemetryResponse(ok=True))
+
+    # --- operator endpoints --------------------------------------------------------------------------
+
+    @app.post("/api/deployments", status_code=201, responses={201: {"model": DeploymentCreated}})
+    async def create_deployment(request: Request, key: ApiKey = None) -> Response:
+        await console.authenticate(key, operator=True)
+        req = await parse(request, DeploymentCreate)
+        timeline = validate_plan(req.plan, "job")
+        dep_id = await console.write(
+            lambda c: ops.create_deployment(
+                c,
+                plan=req.plan,
+                satellite_id=req.satellite_id,
+                mode=req.mode,
+                speed=req.speed_multiplier,
+                timeline=timeline,
+            )
+        )
+        return json_response(DeploymentCreated(id=dep_id, status="pending"), 201)
+
+    @app.get("/api/deployments", responses={200: {"model": DeploymentList}})
+    async def list_deployments(key: ApiKey = None, offset: Offset = 0, limit: Limit = 100) -> Response:
+        await console.authenticate(key, operator=True)
+        page = await console.read(lambda c: queries.list_deployments(c, offset=offset, limit=limit))
+        return json_response(page)
+
+    @app.get("/api/deployments/{deployment_id}", responses={200: {"model": Deployment}})
+    async def show_deployment(deployment_id: str, key: ApiKey = None) -> Response:
+        await console.authenticate(key, operator=True)
+        dep_id = _dep_id(deployment_id)
+        return json_response(await console.read(lambda c: queries.get_deployment(c, dep_id)))
+
+    @app.get("/api/deployments/{deployment_id}/events", responses={200: {"model": EventPage}})
+    async def list_events(
+        deployment_id: str, key: ApiKey = None, offset: Offset = 0, limit: Limit = 100
+    ) -> Response:
+        await console.authenticate(key, operator=True)
+        dep_id = _dep_id(deployment_id)
+        page = await console.read(lambda c: queries.list_events(c, dep_id, offset=offset, limit=limit))
+        return json_response(page)
+
+    @app.post("/api/deployments/{deployment_id}/cancel", responses={200: {"model": Deployment}})
+    async def cancel(deployment_id: str, key: ApiKey = None) -> Response:
+        await console.authenticate(key, operator=True)
+        dep_id = _dep_id(deployment_id)
+        await console.write(lambda c: ops.cancel_deployment(c, dep_id))
+        return json_response(await console.read(lambda c: queries.get_deployment(c, dep_id)))
+
+    @app.get("/healthz", responses={200: {"description": "server and database are up"}})
+    async def healthz() -> Response:
+        await console.ping()
+        return Response('{"ok":true}', media_type="application/json")
+
+    install_openapi(
+        app,
+        {
+            ("/api/agent/register", "post"): RegisterRequest,
+            ("/api/deployments/{deployment_id}/events", "post"): AgentEvent,
+            ("/api/deployments/{deployment_id}/events/batch", "post"): EventBatch,
+            ("/api/agent/telemetry", "post"): AgentTelemetry,
+            ("/api/deployments", "post"): DeploymentCreate,
+        },
+    )
+    return app

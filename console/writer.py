@@ -1,0 +1,123 @@
+"""Group commit: one thread owns the write connection; concurrent writes share one transaction.
+
+Requests queue ``fn(conn)``; the writer thread takes everything queued (up to ``max_batch``), runs it in
+one transaction, commits (one fsync for the lot), then resolves each caller's future. A function that
+raises a :class:`~console.errors.ConsoleError` only fails its own caller. Any other exception rolls the
+batch back and the writer replays each function alone, so one bad request never fails its neighbours.
+Nothing is acknowledged before its transaction committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+from console.errors import ConsoleError
+
+__all__ = ["Writer"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_Item = tuple[Callable[[Connection], Any], "Future[Any]"]
+_STOP: Any = object()
+
+
+class _Failed:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class Writer:
+    def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Item | Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="console-writer", daemon=True)
+        self._started = False
+        self._closed = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish queued work and stop the thread. Idempotent."""
+        if self._started and not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in a committed transaction; raises what ``fn`` raised."""
+        if self._closed:
+            raise RuntimeError("writer is closed")
+        fut: Future[T] = Future()
+        self._queue.put((fn, fut))
+        return await asyncio.wrap_future(fut)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch: list[_Item] = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            self._execute(batch)
+            if stop:
+                return
+
+    def _execute(self, batch: list[_Item]) -> None:
+        results: list[Any] = []
+        try:
+            with self._engine.begin() as conn:
+                for fn, _fut in batch:
+                    try:
+                        results.append(fn(conn))
+                    except ConsoleError as exc:  # a refusal: changes nothing (checks come before writes)
+                        results.append(_Failed(exc))
+        except Exception:
+            if len(batch) == 1:
+                log.exception("write failed")
+                _settle(batch[0][1], _Failed(_unexpected()))
+                return
+            for item in batch:  # isolate the culprit: replay one by one
+                self._execute([item])
+            return
+        for (_fn, fut), result in zip(batch, results, strict=True):
+            _settle(fut, result)
+
+
+def _unexpected() -> BaseException:
+    import sys
+
+    exc = sys.exc_info()[1]
+    return exc if exc is not None else RuntimeError("write failed")
+
+
+def _settle(fut: Future[Any], result: Any) -> None:
+    if fut.done():
+        return
+    if isinstance(result, _Failed):
+        fut.set_exception(result.exc)
+    else:
+        fut.set_result(result)
