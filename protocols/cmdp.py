@@ -72,7 +72,7 @@ class LogMessage:
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    """A metric value; the topic is ``STAT/<NAME upper-cased>``. The flags object is always 0."""
+    """A metric value; the topic is ``STAT/<name>`` (upper case by convention). Flags are always 0."""
 
     sender: str
     name: str
@@ -94,14 +94,18 @@ class Notification:
 
 
 def log_topic(level: Level, topic: str = "") -> bytes:
-    """``LOG/<LEVEL>`` or ``LOG/<LEVEL>/<TOPIC>`` (topic upper-cased, as 1.0.2 does with logger names)."""
+    """``LOG/<LEVEL>`` or ``LOG/<LEVEL>/<TOPIC>``, the topic verbatim.
+
+    1.0.2 upper-cases logger names (``FSM``, ``MARINER``) and ZeroMQ topic filters are byte-exact, so
+    callers pass upper-case topics.
+    """
     name = Level(level).name
-    return (f"LOG/{name}/{topic.upper()}" if topic else f"LOG/{name}").encode("utf-8")
+    return (f"LOG/{name}/{topic}" if topic else f"LOG/{name}").encode("utf-8")
 
 
 def metric_topic(name: str) -> bytes:
-    """``STAT/<NAME>`` with the name upper-cased."""
-    return f"STAT/{name.upper()}".encode()
+    """``STAT/<NAME>``, the name verbatim (1.0.2 upper-cases metric names; callers do the same)."""
+    return f"STAT/{name}".encode()
 
 
 def _header(msg: LogMessage | Metric | Notification) -> bytes:
@@ -120,14 +124,12 @@ def encode(msg: LogMessage | Metric | Notification) -> list[bytes]:
     try:
         if isinstance(msg, LogMessage):
             topic = _topic_text(msg.topic, "topic")
-            if topic != topic.upper() or "\x00" in topic:
-                raise EncodeError(f"CMDP: log topic {topic!r} must be upper case")
             text = _topic_text(msg.text, "text").encode("utf-8")
             return [log_topic(Level(msg.level), topic), _header(msg), text]
         if isinstance(msg, Metric):
             name = _topic_text(msg.name, "name")
-            if not name or name != name.upper():
-                raise EncodeError(f"CMDP: metric name {name!r} must be non-empty and upper case")
+            if not name:
+                raise EncodeError("CMDP: metric name must not be empty")
             if not isinstance(msg.value, bool | int | float | str):
                 raise EncodeError(f"CMDP: metric value must be bool, int, float or str, got {msg.value!r}")
             w = _wire.Writer("CMDP metric").any("value", msg.value).uint("flags", 0)
