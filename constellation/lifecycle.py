@@ -1,0 +1,231 @@
+"""Runs the FSM: validates events with `next_state`, runs the user hooks off the command path.
+
+The command task calls `request()`: it checks the table, switches to the transitional state (visible at
+once in heartbeats, `get_state` and STAT/STATE) and queues a job. One worker task runs the jobs in order;
+sync hooks run in a worker thread (`asyncio.to_thread`), async hooks on the loop. `do_run` runs in its
+own task and is stopped through a `StopToken`. A failing hook sends the satellite to ERROR with the 1.0.2
+status `<ExcType> in _wrap_<event>: <msg>`; an epoch counter makes a job that was overtaken by a failure
+drop its result instead of completing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from protocols.states import State
+
+from .config import Configuration
+from .fsm import Event, next_state
+from .stop import StopToken
+
+if TYPE_CHECKING:
+    from .satellite import Satellite
+
+__all__ = ["TransitionRunner", "call_hook"]
+
+
+async def call_hook(fn: Callable[..., Any], *args: Any, executor: Executor | None = None) -> Any:
+    """Await an async hook on the loop, or run a sync one in a worker thread of `executor`."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args)
+    result = await asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args))
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _text(value: Any, default: str) -> str:
+    return value if isinstance(value, str) else default
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    event: Event
+    payload: Any
+    epoch: int
+
+
+class TransitionRunner:
+    def __init__(self, sat: Satellite, log: logging.LoggerAdapter[logging.Logger]) -> None:
+        self._sat = sat
+        self._fsm = sat.fsm
+        self._log = log
+        self._jobs: asyncio.Queue[_Job] = asyncio.Queue(maxsize=64)
+        self._epoch = 0
+        self._stop: StopToken | None = None
+        self._run_task: asyncio.Task[str] | None = None
+        self._pending_interrupt: str | None = None
+
+    # -- called from the command task / peer monitor (event loop) -----------------------------------
+
+    def request(self, event: Event, payload: Any = None) -> None:
+        """Start `event` now (TransitionNotAllowed if the table refuses it)."""
+        target = next_state(self._fsm.state, event)
+        self._log.debug("State transition %s requested", event.value)
+        if event is Event.FAILURE:
+            self.fail("Failure requested")
+            return
+        self._log.log(35, "State transition %s initiated", event.value)
+        self._fsm.enter(target, f"{event.value.capitalize()} requested")
+        self._jobs.put_nowait(_Job(event, payload, self._epoch))
+
+    def fail(self, status: str) -> None:
+        """Go to ERROR now, stop the run, and run `do_failure` on the worker."""
+        self._epoch += 1
+        if self._stop is not None:
+            self._stop.set()
+        self._fsm.enter(State.ERROR, status)
+        self._jobs.put_nowait(_Job(Event.FAILURE, None, self._epoch))
+
+    def interrupt(self, reason: str) -> bool:
+        """Interrupt from ORBIT/RUN; in a transitional state it is deferred until the state is steady."""
+        state = self._fsm.state
+        if state in (State.ORBIT, State.RUN):
+            self._log.warning("Interrupting: %s", reason)
+            self.request(Event.INTERRUPT)
+            return True
+        if state.is_transitional and state is not State.interrupting:
+            self._pending_interrupt = reason
+        return False
+
+    # -- the worker -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            while True:
+                job = await self._jobs.get()
+                await self._execute(job)
+        finally:
+            if self._stop is not None:
+                self._stop.set()
+            if self._run_task is not None:
+                self._run_task.cancel()
+
+    async def _execute(self, job: _Job) -> None:
+        if job.event is Event.FAILURE:
+            await self._do_failure()
+            return
+        if job.epoch != self._epoch:
+            return
+        try:
+            status = await self._steps[job.event](self, job.payload)
+        except Exception as exc:
+            if job.epoch == self._epoch:
+                msg = f"{type(exc).__name__} in _wrap_{job.event.value}: {exc}"
+                self._log.critical(msg, exc_info=True)
+                self.fail(msg)
+            return
+        if job.epoch != self._epoch or status is None:
+            return
+        prev = self._fsm.state
+        self._fsm.enter(prev.target, status)
+        self._log.log(
+            35, "State transition to steady state completed (%s -> %s).", prev.name, prev.target.name
+        )
+        self._after_steady()
+
+    def _after_steady(self) -> None:
+        reason, self._pending_interrupt = self._pending_interrupt, None
+        if reason is not None:
+            self.interrupt(reason)
+
+    async def _await_run(self, timeout: float | None = None) -> str:
+        """Stop `do_run` and return its result ("" if none was running)."""
+        task, self._run_task = self._run_task, None
+        if self._stop is not None:
+            self._stop.set()
+        if task is None:
+            return ""
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(task)
+
+    async def _initialize(self, config: Configuration) -> str:
+        await self._await_run(timeout=2.0)
+        sat = self._sat
+        sat._apply_framework(config)
+        status = _text(await sat._call(sat.do_initializing, config), "Initialized")
+        unused = config.remove_unused()
+        if unused:
+            sat.log.warning("%d keys of the configuration were not used: %s", len(unused), unused)
+            status += f" ({len(unused)} unused keys)"
+        sat._config = config
+        sat.log.info("Configuration: %s", config.user_items())
+        return status
+
+    async def _launch(self, _: Any) -> str:
+        return _text(await self._sat._call(self._sat.do_launching), "Launched")
+
+    async def _land(self, _: Any) -> str:
+        return _text(await self._sat._call(self._sat.do_landing), "Landed")
+
+    async def _reconfigure(self, partial: Configuration) -> str:
+        sat = self._sat
+        status = _text(await sat._call(sat.do_reconfigure, partial), "Reconfigured")
+        unused = partial.remove_unused()
+        if unused:
+            raise RuntimeError(f"{len(unused)} keys of the configuration were not used: {unused}")
+        sat._config.update_from(partial)
+        return status
+
+    async def _start(self, run_id: str) -> None:
+        sat = self._sat
+        sat._begin_run(run_id)
+        sat.log.info("Starting run '%s'", run_id)
+        status = _text(await sat._call(sat.do_starting, run_id), "")
+        sat.stat("RUN_ID", run_id)
+        self._stop = StopToken()
+        self._fsm.enter(State.RUN, status)
+        self._log.log(35, "State transition to steady state completed (starting -> RUN).")
+        self._run_task = asyncio.ensure_future(self._run_body(self._stop, self._epoch))
+        self._after_steady()
+        return None
+
+    async def _run_body(self, stop: StopToken, epoch: int) -> str:
+        try:
+            result = _text(await self._sat._call(self._sat.do_run, stop), "")
+        except Exception as exc:
+            if epoch == self._epoch:
+                msg = f"{type(exc).__name__} in _wrap_start: {exc}"
+                self._log.critical(msg, exc_info=True)
+                self.fail(msg)
+            return ""
+        if not stop.is_set() and epoch == self._epoch and self._fsm.state is State.RUN:
+            self._fsm.set_status(result or "Transition completed!")
+        return result
+
+    async def _stop_run(self, _: Any) -> str:
+        res_run = await self._await_run()
+        return f"{res_run}; {_text(await self._sat._call(self._sat.do_stopping), 'Stopped')}"
+
+    async def _interrupt(self, _: Any) -> str:
+        res_run = await self._await_run()
+        return f"{res_run}; {_text(await self._sat._call(self._sat.do_interrupting), 'Interrupted')}"
+
+    async def _do_failure(self) -> None:
+        try:
+            await self._await_run(timeout=1.0)
+        except TimeoutError:
+            self._log.critical("Timeout while joining the run, continuing.")
+        except Exception:
+            pass
+        try:
+            await self._sat._call(self._sat.do_failure)
+        except Exception:
+            self._log.critical("Exception caught during failure handling", exc_info=True)
+
+    _steps: ClassVar[dict[Event, Any]] = {
+        Event.INITIALIZE: _initialize,
+        Event.LAUNCH: _launch,
+        Event.LAND: _land,
+        Event.RECONFIGURE: _reconfigure,
+        Event.START: _start,
+        Event.STOP: _stop_run,
+        Event.INTERRUPT: _interrupt,
+    }

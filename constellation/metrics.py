@@ -1,0 +1,173 @@
+"""Periodic metrics: the `@metric` decorator and the scheduler task that samples them.
+
+```python
+@metric(unit="degC", interval=1.0)
+def temperature(self) -> float | None:
+    "Sensor temperature."
+    return self.device.read()
+```
+The metric name is the method name upper-cased (`STAT/TEMPERATURE`). A value is sampled only while
+someone subscribed and the state is not NEW, initializing, reconfiguring or ERROR (1.0.2); returning None
+sends nothing. Sync callbacks run in a worker thread unless declared `blocking=False`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psutil
+
+from protocols import cmdp
+from protocols.states import State
+
+from .fsm import StateMachine
+from .monitoring import MonitoringPublisher
+
+__all__ = ["DEFAULT_METRIC_STATES", "MetricScheduler", "MetricSpec", "collect_metrics", "metric"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_ATTR = "_constellation_metric"
+log = logging.getLogger(__name__)
+
+DEFAULT_METRIC_STATES = frozenset(State) - {
+    State.NEW,
+    State.initializing,
+    State.reconfiguring,
+    State.ERROR,
+    State.DEAD,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    unit: str
+    interval: float
+    description: str
+    func: Callable[..., Any]
+    allowed_states: frozenset[State] | None = DEFAULT_METRIC_STATES
+    blocking: bool = True
+
+
+def metric(
+    unit: str = "",
+    interval: float = 10.0,
+    *,
+    name: str | None = None,
+    allowed_states: Iterable[State] | None = DEFAULT_METRIC_STATES,
+    blocking: bool = True,
+) -> Callable[[F], F]:
+    """Declare a satellite method as a periodic metric sampled every `interval` seconds."""
+
+    def decorate(f: F) -> F:
+        spec = MetricSpec(
+            (name or f.__name__).upper(),
+            unit,
+            float(interval),
+            (f.__doc__ or "").strip(),
+            f,
+            frozenset(allowed_states) if allowed_states is not None else None,
+            blocking,
+        )
+        setattr(f, _ATTR, spec)
+        return f
+
+    return decorate
+
+
+def collect_metrics(cls: type) -> dict[str, MetricSpec]:
+    found: dict[str, MetricSpec] = {}
+    for klass in reversed(cls.__mro__):
+        for attr in vars(klass).values():
+            spec = getattr(attr, _ATTR, None)
+            if isinstance(spec, MetricSpec):
+                found[spec.name] = spec
+    return found
+
+
+def cpu_load_avg() -> float:
+    return float(100 * psutil.getloadavg()[0] / (psutil.cpu_count() or 1))
+
+
+def mem_avail() -> float:
+    return float(psutil.virtual_memory().available / 1024 / 1024)
+
+
+BUILTIN = (
+    MetricSpec("CPU_LOAD_AVG", "%", 10.0, "CPU load average.", cpu_load_avg, blocking=False),
+    MetricSpec("MEM_AVAIL", "MiB", 10.0, "Available memory in Megabytes.", mem_avail, blocking=False),
+)
+
+
+class MetricScheduler:
+    """Samples the periodic metrics; woken early when subscriptions or the state change."""
+
+    def __init__(
+        self,
+        publisher: MonitoringPublisher,
+        fsm: StateMachine,
+        specs: Iterable[tuple[MetricSpec, Any]],
+        logger: logging.LoggerAdapter[logging.Logger] | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self._executor = executor
+        self._pub = publisher
+        self._fsm = fsm
+        self._specs = list(specs)
+        self._last: dict[str, float] = {}
+        self._wake = asyncio.Event()
+        self._log = logger or logging.LoggerAdapter(log, {})
+        for spec, _ in self._specs:
+            publisher.register_metric(spec.name, spec.unit, spec.description)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _sample(self, spec: MetricSpec, owner: Any) -> None:
+        args = (owner,) if owner is not None else ()
+        try:
+            if inspect.iscoroutinefunction(spec.func):
+                value = await spec.func(*args)
+            elif spec.blocking:
+                value = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, functools.partial(spec.func, *args)
+                )
+            else:
+                value = spec.func(*args)
+        except Exception as exc:
+            self._log.critical("Could not get metric %s: %r", spec.name, exc)
+            return
+        if value is not None:
+            self._pub.stat(spec.name, value, spec.unit)
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            now = time.monotonic()
+            next_due = now + 3600.0
+            state = self._fsm.state
+            for spec, owner in self._specs:
+                if not self._pub.wants(cmdp.metric_topic(spec.name)):
+                    self._last.pop(spec.name, None)
+                    continue
+                if spec.allowed_states is not None and state not in spec.allowed_states:
+                    continue
+                due = self._last.get(spec.name, 0.0) + spec.interval
+                if due <= now:
+                    self._last[spec.name] = now
+                    await self._sample(spec, owner)
+                    due = now + spec.interval
+                next_due = min(next_due, due)
+            try:
+                async with asyncio.timeout(max(0.0, next_due - time.monotonic())):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass

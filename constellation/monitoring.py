@@ -1,0 +1,222 @@
+"""CMDP publisher: one task owns the monitoring XPUB; logs and metrics reach it through a bounded queue.
+
+Messages are produced only for topics someone subscribed to (a subscription enables every topic it is a
+prefix of, exactly what ZeroMQ will deliver; the empty topic enables nothing, like 1.0.2). `LOG?` and
+`STAT?` subscriptions get the topic list at once and again whenever it changes. Log records from any
+thread go into a bounded deque; when it is full the record is dropped and counted, and the drops are
+reported as a WARNING log and the `LOG_DROPPED` metric, so a burst of logging never blocks a hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from protocols import EncodeError, cmdp
+
+__all__ = ["CmdpLogHandler", "MonitoringPublisher"]
+
+log = logging.getLogger(__name__)
+_QUEUE = 8192
+
+
+class MonitoringPublisher:
+    def __init__(
+        self,
+        sock: zmq.asyncio.Socket,
+        name: str,
+        logger: logging.LoggerAdapter[logging.Logger] | None = None,
+        queue_size: int = _QUEUE,
+    ) -> None:
+        self._sock = sock
+        self._name = name
+        self._log = logger or logging.LoggerAdapter(log, {})
+        self._loop = asyncio.get_running_loop()
+        self._queue: collections.deque[cmdp.LogMessage | cmdp.Metric] = collections.deque()
+        self._queue_size = queue_size
+        self._wake = asyncio.Event()
+        self._sleeping = False
+        self._subs: set[bytes] = set()
+        self._prefixes: tuple[bytes, ...] = ()
+        self._cache: dict[bytes, bool] = {}
+        self.log_topics: dict[str, str] = {}
+        self.stat_topics: dict[str, str] = {}
+        self.units: dict[str, str] = {}
+        self.dropped = 0
+        self._reported_drops = 0
+        self._last_drop_report = 0.0
+        self.sent = 0
+        self.on_subscriptions: Callable[[], None] | None = None
+
+    # -- topic registry -----------------------------------------------------------------------------
+
+    def register_log_topic(self, topic: str, description: str = "") -> None:
+        self.log_topics[topic.upper()] = description
+        if b"LOG?" in self._subs:
+            self._notify("LOG")
+
+    def register_metric(self, name: str, unit: str = "", description: str = "") -> None:
+        self.stat_topics[name.upper()] = description
+        self.units[name.upper()] = unit
+        if b"STAT?" in self._subs:
+            self._notify("STAT")
+
+    # -- producers (any thread) -------------------------------------------------------------------
+
+    def wants(self, topic: bytes) -> bool:
+        """True if some subscription would receive `topic`."""
+        hit = self._cache.get(topic)
+        if hit is None:
+            hit = any(topic.startswith(p) for p in self._prefixes)
+            if len(self._cache) < 4096:
+                self._cache[topic] = hit
+        return hit
+
+    def push(self, msg: cmdp.LogMessage | cmdp.Metric) -> bool:
+        """Queue a message for sending; False (and counted) when the queue is full."""
+        if len(self._queue) >= self._queue_size:
+            self.dropped += 1
+            return False
+        self._queue.append(msg)
+        if self._sleeping:
+            self._sleeping = False
+            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+                self._loop.call_soon_threadsafe(self._wake.set)
+        return True
+
+    def stat(self, name: str, value: Any, unit: str | None = None) -> None:
+        """Publish a metric value now if anyone subscribed (thread-safe)."""
+        key = name.upper()
+        if not self.wants(cmdp.metric_topic(key)):
+            return
+        unit = self.units.get(key, "") if unit is None else unit
+        self.push(cmdp.Metric(self._name, key, value, unit))
+
+    # -- the socket task ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        recv: asyncio.Future[list[bytes]] | None = None
+        wake: asyncio.Task[bool] | None = None
+        try:
+            while True:
+                self._flush()
+                self._sleeping = True
+                if self._queue:  # raced with a producer that saw _sleeping False
+                    self._sleeping = False
+                    continue
+                if recv is None:
+                    recv = asyncio.ensure_future(self._sock.recv_multipart())
+                if wake is None:
+                    wake = asyncio.ensure_future(self._wake.wait())
+                done, _ = await asyncio.wait({recv, wake}, return_when=asyncio.FIRST_COMPLETED)
+                self._sleeping = False
+                if wake in done:
+                    self._wake.clear()
+                    wake = None
+                if recv in done:
+                    try:
+                        self._on_subscription(recv.result())
+                    finally:
+                        recv = None
+        finally:
+            for fut in (recv, wake):
+                if fut is not None:
+                    fut.cancel()
+
+    def _flush(self) -> None:
+        send = self._sock.send_multipart
+        while self._queue:
+            msg = self._queue.popleft()
+            try:
+                frames = cmdp.encode(msg)
+            except EncodeError as exc:
+                self._log.debug("CMDP message dropped: %s", exc)
+                continue
+            # XPUB never blocks (drops at the high-water mark), so the send completes at once.
+            send(frames, zmq.NOBLOCK)
+            self.sent += 1
+        if self.dropped > self._reported_drops and time.monotonic() - self._last_drop_report > 1.0:
+            new = self.dropped - self._reported_drops
+            self._reported_drops = self.dropped
+            self._last_drop_report = time.monotonic()
+            self._log.warning("%d log messages dropped (queue full), %d in total", new, self.dropped)
+            self.stat("LOG_DROPPED", self.dropped)
+
+    def _on_subscription(self, frames: list[bytes]) -> None:
+        if len(frames) != 1 or not frames[0] or frames[0][0] not in (0, 1):
+            return  # malformed subscription message: ignored
+        raw = bytes(frames[0])
+        topic, subscribe = raw[1:], raw[0] == 1
+        if subscribe:
+            self._subs.add(topic)
+        else:
+            self._subs.discard(topic)
+        self._prefixes = tuple(t for t in self._subs if t.startswith((b"LOG/", b"STAT/")))
+        self._cache = {}
+        if subscribe and topic == b"LOG?":
+            self._notify("LOG")
+        elif subscribe and topic == b"STAT?":
+            self._notify("STAT")
+        if self.on_subscriptions is not None:
+            self.on_subscriptions()
+
+    def _notify(self, kind: str) -> None:
+        topics = self.log_topics if kind == "LOG" else self.stat_topics
+        note = cmdp.Notification(self._name, kind, dict(topics))  # type: ignore[arg-type]
+        with contextlib.suppress(EncodeError, zmq.ZMQError):
+            self._sock.send_multipart(cmdp.encode(note), zmq.NOBLOCK)
+
+
+class CmdpLogHandler(logging.Handler):
+    """Turns log records of one satellite into CMDP messages (checked against subscriptions first).
+
+    Records carrying a `satellite` attribute (our LoggerAdapters) are taken only if it is ours; records
+    without one (plain `logging.getLogger(__name__)` in hook code) are taken when `foreign` is True.
+    The topic is the record's `component` attribute, or the last part of the logger name, upper-cased.
+    """
+
+    def __init__(self, publisher: MonitoringPublisher, name: str, foreign: bool = True) -> None:
+        super().__init__(level=1)
+        self._pub = publisher
+        self._name = name
+        self._foreign = foreign
+
+    def emit(self, record: logging.LogRecord) -> None:
+        owner = getattr(record, "satellite", None)
+        if owner is None:
+            if not self._foreign:
+                return
+        elif owner != self._name:
+            return
+        component = getattr(record, "component", None) or record.name.rpartition(".")[2]
+        component = "".join(c for c in component.upper() if c.isalnum() or c == "_") or "LOG"
+        level = cmdp.Level.from_python_level(record.levelno)
+        if not self._pub.wants(cmdp.log_topic(level, component)):
+            return
+        try:
+            text = record.getMessage()
+        except Exception:
+            text = str(record.msg)
+        tags: dict[str, Any] = {
+            "filename": record.filename,
+            "pathname": record.pathname,
+            "lineno": record.lineno,
+            "funcName": record.funcName,
+            "module": record.module,
+            "thread": record.thread,
+            "threadName": record.threadName,
+            "process": record.process,
+            "processName": record.processName,
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            tags["traceback"] = logging.Formatter().formatException(record.exc_info)
+        time_ns = int(record.created * 1_000_000) * 1000
+        self._pub.push(cmdp.LogMessage(self._name, level, component, text, tags, time_ns))

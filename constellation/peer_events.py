@@ -1,0 +1,43 @@
+"""The seam for peer monitoring (next issue): what a heartbeat-subscription component reports.
+
+A `PeerMonitor` subscribes to the heartbeats of the peers that discovery finds, decodes them, keeps a
+liveness account per peer and calls `Satellite.on_peer_event(PeerEvent(...))` on the event loop. The
+satellite reacts by the peer's role exactly as 1.0.2 does (wire doc §4.5): interrupt when the peer's
+flags carry TRIGGER_INTERRUPT (ERROR/SAFE, lost) or DENY_DEPARTURE (departed), and mark the current run
+degraded when they carry MARK_DEGRADED (lost, departed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from protocols.states import HeartbeatFlags, State
+
+__all__ = ["PeerEvent", "PeerEventKind", "PeerMonitor"]
+
+
+class PeerEventKind(Enum):
+    STATE = "state"  # a heartbeat or extrasystole with a new state
+    LOST = "lost"  # heartbeats stopped (lives exhausted, connection dropped)
+    DEPARTED = "departed"  # orderly departure (CHIRP DEPART / zeroconf goodbye)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerEvent:
+    peer: str  # canonical name
+    kind: PeerEventKind
+    state: State
+    flags: HeartbeatFlags
+    status: str | None = None
+
+
+class PeerMonitor(Protocol):
+    """A service composed into the Satellite; `is_present` serves conditional transitions."""
+
+    async def run(self) -> None: ...
+
+    def is_present(self, canonical_name: str) -> bool: ...
+
+    def state_of(self, canonical_name: str) -> State | None: ...

@@ -1,0 +1,323 @@
+"""`Satellite`: the base class authors subclass, composed of the runtime services.
+
+```python
+class Sputnik(Satellite):
+    def do_initializing(self, config): self.rate = config.get_float("rate", 1.0)
+    async def do_run(self, stop): await stop; return "done"
+
+async with Sputnik("One", "edda") as sat:
+    await sat.wait_closed()
+```
+It *has* a CommandServer (ROUTER), a HeartbeatPublisher (XPUB), a MonitoringPublisher (XPUB) with a
+MetricScheduler, a TransitionRunner and optionally a Discovery; each runs as one task on one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+import zmq
+import zmq.asyncio
+
+from protocols.chirp import ServiceId
+from protocols.names import canonical_name
+from protocols.states import HeartbeatFlags, Role, State
+
+from .command_server import CommandServer
+from .commands import collect_commands
+from .config import Configuration
+from .dispatch import CommandTable
+from .errors import ServiceError
+from .framework import Conditions, read_autonomy
+from .fsm import Snapshot, StateMachine
+from .heartbeat import HeartbeatPublisher
+from .lifecycle import TransitionRunner, call_hook
+from .metrics import BUILTIN, MetricScheduler, collect_metrics
+from .monitoring import CmdpLogHandler, MonitoringPublisher
+from .peer_events import PeerEvent, PeerEventKind, PeerMonitor
+from .standard import CNSTLN_VERSION, StandardCommands
+from .stop import StopToken
+
+__all__ = ["Satellite"]
+
+_LINGER_MS = 500
+Adapter = logging.LoggerAdapter[logging.Logger]
+
+
+class Satellite:
+    """Base class of a satellite; override the `do_*` hooks (sync or async) and add `@command`s."""
+
+    version: ClassVar[str] = CNSTLN_VERSION
+    satellite_type: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, version: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if version is not None:
+            cls.version = version
+
+    def __init__(
+        self,
+        name: str,
+        group: str = "",
+        *,
+        type_name: str | None = None,
+        interfaces: Sequence[str] | None = None,
+        cmd_port: int = 0,
+        hb_port: int = 0,
+        mon_port: int = 0,
+        bind: str = "*",
+        discovery: Sequence[str] = ("chirp", "zeroconf"),
+        forward_logs: bool = True,
+    ) -> None:
+        self.type_name = type_name or self.satellite_type or type(self).__name__
+        self.name = canonical_name(self.type_name, name)
+        self.group = group
+        self._interfaces = interfaces
+        self._ports = {"cmd": cmd_port, "hb": hb_port, "mon": mon_port}
+        self._bind = bind
+        self._backends = tuple(discovery)
+        self._forward_logs = forward_logs
+        self.fsm = StateMachine()
+        self.role = Role.DYNAMIC
+        self.max_heartbeat_interval_s = 30
+        self.run_id = ""
+        self.degraded = False
+        self.peers: PeerMonitor | None = None
+        self._config = Configuration()
+        self._conditions = Conditions()
+        extra = {"satellite": self.name}
+        self.log: Adapter = logging.LoggerAdapter(
+            logging.getLogger(type(self).__module__), {**extra, "component": self.type_name.upper()}
+        )
+        self._ctrl_log: Adapter = logging.LoggerAdapter(
+            logging.getLogger(__name__), {**extra, "component": "CTRL"}
+        )
+        self._fsm_log: Adapter = logging.LoggerAdapter(
+            logging.getLogger("constellation.lifecycle"), {**extra, "component": "FSM"}
+        )
+        self._link_log: Adapter = logging.LoggerAdapter(
+            logging.getLogger("constellation.heartbeat"), {**extra, "component": "LINK"}
+        )
+        self._mntr_log: Adapter = logging.LoggerAdapter(
+            logging.getLogger("constellation.monitoring"), {**extra, "component": "MNTR"}
+        )
+        self.ports: dict[str, int] = {}
+        self._ctx: zmq.asyncio.Context | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._exit = asyncio.Event()
+        self._closed = False
+        self._handler: CmdpLogHandler | None = None
+        self._discovery: Any = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    # -- author hooks (defaults behave like 1.0.2) ---------------------------------------------------
+
+    async def do_initializing(self, config: Configuration) -> str | None:
+        return "Initialized"
+
+    async def do_launching(self) -> str | None:
+        return "Launched"
+
+    async def do_landing(self) -> str | None:
+        return "Landed"
+
+    async def do_starting(self, run_id: str) -> str | None:
+        return "Started"
+
+    async def do_run(self, stop: StopToken) -> str | None:
+        await stop
+        return "Finished RUN"
+
+    async def do_stopping(self) -> str | None:
+        return "Stopped"
+
+    async def do_interrupting(self) -> str | None:
+        """Default: stop, then land (1.0.2)."""
+        await self._call(self.do_stopping)
+        await self._call(self.do_landing)
+        return "Interrupted"
+
+    async def do_failure(self) -> str | None:
+        return "Failed gracefully."
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        """Run a hook: async on the loop, sync in this satellite's worker threads."""
+        return await call_hook(fn, *args, executor=self._executor)
+
+    # -- metrics API -------------------------------------------------------------------------------
+
+    def register_metric(self, name: str, unit: str = "", description: str = "") -> None:
+        self._mon.register_metric(name, unit, description)
+
+    def stat(self, name: str, value: Any, unit: str | None = None) -> None:
+        """Send a one-off metric value (thread-safe; only if someone subscribed)."""
+        if name.upper() not in self._mon.stat_topics:
+            self._mon.register_metric(name, unit or "", "")
+        self._mon.stat(name, value, unit)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Satellite:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _bind_socket(self, kind: int, key: str) -> zmq.asyncio.Socket:
+        assert self._ctx is not None
+        sock = self._ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, _LINGER_MS)
+        try:
+            if self._ports[key]:
+                sock.bind(f"tcp://{self._bind}:{self._ports[key]}")
+                self.ports[key] = self._ports[key]
+            else:
+                self.ports[key] = sock.bind_to_random_port(f"tcp://{self._bind}")
+        except zmq.ZMQError as exc:
+            sock.close(0)
+            raise ServiceError(f"cannot bind {key} port {self._ports[key]} on {self._bind}: {exc}") from None
+        return sock
+
+    async def start(self) -> None:
+        # Our own pool (not the loop's default) so that a hook stuck forever cannot block the exit.
+        self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"{self.name}-hook")
+        self._ctx = zmq.asyncio.Context()
+        try:
+            cmd = self._bind_socket(zmq.ROUTER, "cmd")
+            hb = self._bind_socket(zmq.XPUB, "hb")
+            hb.setsockopt(zmq.XPUB_VERBOSER, 1)
+            mon = self._bind_socket(zmq.XPUB, "mon")
+            mon.setsockopt(zmq.XPUB_VERBOSE, 1)
+        except ServiceError:
+            self._ctx.destroy(0)
+            raise
+        self._mon = MonitoringPublisher(mon, self.name, self._mntr_log)
+        for topic in (self.type_name, "FSM", "CTRL", "LINK", "MNTR"):
+            self._mon.register_log_topic(topic)
+        self._mon.register_metric("RUN_ID", "", "Current run identifier. Updated when changed.")
+        self._mon.register_metric("STATE", "", "Current satellite state. Updated when changed.")
+        self._mon.register_metric("LOG_DROPPED", "", "Log messages dropped because the queue was full.")
+        specs = [(s, None) for s in BUILTIN] + [(s, self) for s in collect_metrics(type(self)).values()]
+        self._metrics = MetricScheduler(self._mon, self.fsm, specs, self._mntr_log, self._executor)
+        self._mon.on_subscriptions = self._metrics.wake
+        self._hb = HeartbeatPublisher(
+            hb,
+            self.name,
+            self.fsm,
+            lambda: self.role,
+            lambda: self.max_heartbeat_interval_s * 1000,
+            self._link_log,
+        )
+        self._runner = TransitionRunner(self, self._fsm_log)
+        self._commands = CommandTable(self.name, lambda: self.fsm.state, self._ctrl_log, self._executor)
+        standard = StandardCommands(self)
+        for spec in collect_commands(StandardCommands).values():
+            if spec.name != "reconfigure" or hasattr(self, "do_reconfigure"):
+                self._commands.add(spec, standard, inline=True)
+        for spec in collect_commands(type(self)).values():
+            self._commands.add(spec, self)
+        self._server = CommandServer(cmd, self.name, self._commands, self._ctrl_log)
+        self.fsm.add_listener(self._on_state)
+        self._handler = CmdpLogHandler(self._mon, self.name, self._forward_logs)
+        logging.getLogger().addHandler(self._handler)
+        for name, coro in (
+            ("cscp", self._server.run()),
+            ("chp", self._hb.run()),
+            ("cmdp", self._mon.run()),
+            ("metrics", self._metrics.run()),
+            ("fsm", self._runner.run()),
+        ):
+            task = asyncio.create_task(coro, name=f"{self.name}:{name}")
+            task.add_done_callback(self._service_done)
+            self._tasks.append(task)
+        if self.peers is not None:
+            self._tasks.append(asyncio.create_task(self.peers.run(), name=f"{self.name}:peers"))
+        if self._backends:
+            await self._start_discovery()
+        self._ctrl_log.info("Satellite %s, version %s ready to launch!", self.name, self.version)
+
+    async def _start_discovery(self) -> None:
+        from .discovery import Discovery  # imported lazily: `--discovery none` needs no multicast stack
+
+        self._discovery = Discovery(
+            self.group, self.name, backends=self._backends, interfaces=self._interfaces
+        )
+        await self._discovery.start()
+        self._discovery.offer(ServiceId.CONTROL, self.ports["cmd"])
+        self._discovery.offer(ServiceId.HEARTBEAT, self.ports["hb"])
+        self._discovery.offer(ServiceId.MONITORING, self.ports["mon"])
+        self._discovery.request(ServiceId.HEARTBEAT)
+
+    def _service_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._closed:
+            return
+        exc = task.exception()
+        self._ctrl_log.critical("Service %s stopped: %r", task.get_name(), exc)
+        if self.fsm.state is not State.ERROR:
+            self._runner.fail(f"{type(exc).__name__} in {task.get_name()}: {exc}")
+
+    def _on_state(self, snap: Snapshot) -> None:
+        self._mon.stat("STATE", snap.state.name)
+        self._metrics.wake()
+
+    def request_exit(self) -> None:
+        """Leave `wait_closed()` (shutdown command, SIGINT/SIGTERM)."""
+        self._exit.set()
+
+    async def wait_closed(self) -> None:
+        await self._exit.wait()
+
+    async def aclose(self) -> None:
+        """DEPART, stop every service, close the sockets (bounded linger). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._handler is not None:
+            logging.getLogger().removeHandler(self._handler)
+        if self._discovery is not None:
+            try:
+                await self._discovery.aclose()
+            except Exception:
+                self._ctrl_log.exception("Discovery did not close cleanly")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._ctx is not None:
+            self._ctx.destroy(linger=_LINGER_MS)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- framework plumbing (called by the runner and by peer monitoring) ---------------------------
+
+    def _apply_framework(self, config: Configuration) -> None:
+        role, max_s = read_autonomy(config)
+        if max_s > 65:
+            self._link_log.warning(
+                "max_heartbeat_interval %d s capped at 65 s (uint16 ms on the wire)", max_s
+            )
+        self.role, self.max_heartbeat_interval_s = role, min(max_s, 65)
+
+    def _begin_run(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.degraded = False
+
+    def on_peer_event(self, event: PeerEvent) -> None:
+        """React to a peer by its role (1.0.2 §4.5); called on the loop by the peer monitor."""
+        flags = event.flags
+        if event.kind is PeerEventKind.STATE:
+            if event.state in (State.ERROR, State.SAFE) and flags & HeartbeatFlags.TRIGGER_INTERRUPT:
+                self._runner.interrupt(f"{event.peer} reports state {event.state.name}")
+            return
+        lost = event.kind is PeerEventKind.LOST
+        in_run = self.fsm.state in (State.starting, State.RUN)
+        if flags & HeartbeatFlags.MARK_DEGRADED and in_run and not self.degraded:
+            self.degraded = True
+            self._fsm_log.warning("Marking run as degraded: %s %s", event.peer, event.kind.value)
+        trigger = HeartbeatFlags.TRIGGER_INTERRUPT if lost else HeartbeatFlags.DENY_DEPARTURE
+        if flags & trigger:
+            self._runner.interrupt(f"{event.peer} {event.kind.value}")
