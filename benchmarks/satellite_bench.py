@@ -1,0 +1,270 @@
+"""Satellite benchmark: our runtime vs a real ConstellationDAQ 1.0.2 satellite vs a raw pyzmq floor.
+
+    .venv/bin/python benchmarks/satellite_bench.py [--rtt 2000] [--idle 10] [--json out.json]
+
+Not a test. It re-executes itself inside a private network namespace (``tests/netns/netns-run``, as
+the test suite does), so every packet stays on loopback. In one run, one after the other, it starts:
+
+- ``ours``:  our ``Sputnik`` satellite plus a ``burst`` command (``benchmarks/satellite_ours_bench.py``);
+- ``1.0.2``: the real 1.0.2 ``Mariner`` plus a ``burst`` command (``benchmarks/satellite_cdaq_bench.py``,
+  in the cached oracle venv);
+- ``floor``: a pyzmq REP + msgpack echo of get_state (``benchmarks/satellite_floor.py``);
+
+and measures for each: start-up to first get_state reply, CHIRP discovery (process start to the first
+CONTROL OFFER seen by a listening observer, and a listening observer's REQUEST to the OFFER in reply),
+get_state round trips (median, p99), idle RSS, OS threads and CPU over a fixed window, and log records per
+second delivered to one subscriber (INFO and WARNING bursts, losses counted). A table with ratios follows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for _path in (str(ROOT), str(HERE)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import satellite_probe as probe  # noqa: E402
+import zmq  # noqa: E402
+
+from protocols import chirp  # noqa: E402
+from tests.harness import (  # noqa: E402
+    NETNS_RUN,
+    free_tcp_port,
+    in_netns,
+    oracle_python,
+    prepare_oracle,
+    unique_group,
+)
+
+
+@dataclass
+class Target:
+    key: str
+    label: str
+    argv: Callable[[str, dict[str, int]], list[str]]  # (group, ports) -> argv
+    canonical: str | None  # None: no CHIRP (the floor)
+    burst: bool
+    rtt_n: int
+    burst_n: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    key: str
+    startup_s: float | None = None
+    first_offer_s: float | None = None
+    request_to_offer_s: float | None = None
+    rtt_median_ms: float | None = None
+    rtt_p99_ms: float | None = None
+    rss_mib: float | None = None
+    threads: int | None = None
+    idle_cpu_pct: float | None = None
+    logs: dict[str, dict[str, float]] = field(default_factory=dict)
+    error: str | None = None
+
+
+def targets(args: argparse.Namespace) -> list[Target]:
+    cdaq = oracle_python()
+    py = sys.executable
+
+    def ours(group: str, p: dict[str, int]) -> list[str]:
+        return [
+            py, str(HERE / "satellite_ours_bench.py"), "--name", "Bench", "--group", group,
+            "--interface", "lo", "--cmd-port", str(p["cmd"]), "--hb-port", str(p["hb"]),
+            "--mon-port", str(p["mon"]), "--level", args.level,
+        ]  # fmt: skip
+
+    def theirs(group: str, p: dict[str, int]) -> list[str]:
+        return [
+            str(cdaq), str(HERE / "satellite_cdaq_bench.py"), "-n", "Bench", "-g", group, "-i", "lo",
+            "--cmd-port", str(p["cmd"]), "--hb-port", str(p["hb"]), "--mon-port", str(p["mon"]),
+            "-l", args.level,
+        ]  # fmt: skip
+
+    def floor(group: str, p: dict[str, int]) -> list[str]:
+        return [py, str(HERE / "satellite_floor.py"), str(p["cmd"])]
+
+    all_targets = [
+        Target(
+            "ours",
+            "ours (Sputnik)",
+            ours,
+            "Sputnik.Bench",
+            True,
+            args.rtt,
+            {"INFO": args.burst, "WARNING": args.burst},
+        ),
+        Target(
+            "cdaq",
+            "1.0.2 (Mariner)",
+            theirs,
+            "Mariner.Bench",
+            True,
+            args.rtt_cdaq,
+            {"INFO": args.burst_cdaq, "WARNING": args.burst_cdaq},
+        ),
+        Target("floor", "raw floor", floor, None, False, args.rtt),
+    ]
+    return [t for t in all_targets if t.key in args.only]
+
+
+def measure(target: Target, args: argparse.Namespace) -> Result:
+    result = Result(target.key)
+    group = unique_group("bench")
+    ports = {"cmd": free_tcp_port(), "hb": free_tcp_port(), "mon": free_tcp_port()}
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    observer = probe.ChirpObserver(group) if target.canonical else None
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed in finally: the process writes to it)
+        "w+", prefix=f"bench-{target.key}-", suffix=".log", delete=False
+    )
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        argv = target.argv(group, ports)
+        t0 = time.monotonic()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        result.startup_s = probe.startup_to_first_reply(ctx, ports["cmd"], t0, timeout=60)
+        if observer is not None and target.canonical is not None:
+            host = chirp.host_id(target.canonical)
+            result.first_offer_s = observer.wait_offer(host, chirp.ServiceId.CONTROL, t0, 10) - t0
+            samples = [
+                observer.request_to_offer(host, chirp.ServiceId.CONTROL, 5) for _ in range(args.chirp_n)
+            ]
+            result.request_to_offer_s = statistics.median(samples)
+        lat = probe.get_state_rtt(ctx, ports["cmd"], target.rtt_n)
+        result.rtt_median_ms, result.rtt_p99_ms = lat.median_ms, lat.p99_ms
+        stats = probe.process_stats(proc.pid, args.idle)
+        result.rss_mib, result.threads, result.idle_cpu_pct = stats.rss_mib, stats.threads, stats.idle_cpu_pct
+        if target.burst:
+            for level, n in target.burst_n.items():
+                tp = probe.log_throughput(ctx, ports["cmd"], ports["mon"], level, n)
+                result.logs[level] = {
+                    "sent": tp.sent, "received": tp.received, "lost": tp.lost,
+                    "seconds": tp.seconds, "per_second": tp.per_second,
+                }  # fmt: skip
+        if proc.poll() is not None:
+            raise probe.ProbeFailed(f"process exited with {proc.returncode} during the run")
+    except Exception as exc:
+        log.flush()
+        log.seek(0)
+        tail = log.read()[-2000:]
+        result.error = f"{exc!r}\n--- output tail ---\n{tail}"
+    finally:
+        if observer is not None:
+            observer.close()
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        ctx.destroy(linger=0)
+        log.close()
+        os.unlink(log.name)
+    return result
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}x"
+
+
+ROWS: list[tuple[str, str, str, str]] = [
+    # (label, attribute, format, target text)
+    ("get_state RTT median (ms)", "rtt_median_ms", ".3f", "<= 3x floor"),
+    ("get_state RTT p99 (ms)", "rtt_p99_ms", ".3f", ""),
+    ("start-up to first reply (s)", "startup_s", ".3f", "<= 1.0.2"),
+    ("start to first CHIRP OFFER (s)", "first_offer_s", ".3f", ""),
+    ("CHIRP REQUEST -> OFFER (s)", "request_to_offer_s", ".4f", "<= 0.1"),
+    ("RSS idle (MiB)", "rss_mib", ".1f", "<= 1.2x 1.0.2"),
+    ("idle CPU (% of a core)", "idle_cpu_pct", ".2f", "< 0.3"),
+    ("OS threads", "threads", "d", ""),
+]
+
+
+def report(results: dict[str, Result], args: argparse.Namespace) -> str:
+    ours, cdaq, floor = (results.get(k) for k in ("ours", "cdaq", "floor"))
+    head = f"| metric | ours | 1.0.2 | floor | ours/1.0.2 | ours/floor | target |\n|{'---|' * 7}"
+    lines = [head]
+    for label, attr, spec, goal in ROWS:
+        vals = [getattr(r, attr) if r else None for r in (ours, cdaq, floor)]
+        lines.append(
+            f"| {label} | {_fmt(vals[0], spec)} | {_fmt(vals[1], spec)} | {_fmt(vals[2], spec)} | "
+            f"{_ratio(vals[0], vals[1])} | {_ratio(vals[0], vals[2])} | {goal} |"
+        )
+    printed = {"INFO": "not printed", "WARNING": "also printed"}
+    for level in ("INFO", "WARNING"):
+        rates, losses = [], []
+        for r in (ours, cdaq):
+            entry = r.logs.get(level) if r else None
+            rates.append(entry["per_second"] if entry else None)
+            losses.append(f"{int(entry['lost'])}/{int(entry['sent'])}" if entry else "n/a")
+        lines.append(
+            f"| logs/s, {level} burst, {printed[level]} (lost/sent) | {_fmt(rates[0], ',.0f')} "
+            f"({losses[0]}) | {_fmt(rates[1], ',.0f')} ({losses[1]}) | n/a | {_ratio(rates[0], rates[1])} "
+            "| n/a | >= 10x 1.0.2 |"
+        )
+    errors = [f"{k}: {r.error}" for k, r in results.items() if r.error]
+    conditions = (
+        f"RTT over {args.rtt} (1.0.2: {args.rtt_cdaq}) get_state requests after 20 warm-up; "
+        f"idle window {args.idle} s; "
+        f"log bursts of {args.burst} (1.0.2: {args.burst_cdaq}) records; console level {args.level}; "
+        f"CHIRP REQUEST->OFFER median of {args.chirp_n}; loopback inside a private network namespace."
+    )
+    return "\n".join([*lines, "", conditions, *(["", "ERRORS:", *errors] if errors else [])])
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rtt", type=int, default=2000, help="get_state round trips (ours, floor)")
+    ap.add_argument("--rtt-cdaq", type=int, default=200, help="get_state round trips for 1.0.2 (~25 ms each)")
+    ap.add_argument("--idle", type=float, default=10.0, help="idle CPU window in seconds")
+    ap.add_argument("--burst", type=int, default=50_000, help="log records per burst (ours)")
+    ap.add_argument("--burst-cdaq", type=int, default=5_000, help="log records per burst (1.0.2)")
+    ap.add_argument("--chirp-n", type=int, default=5, help="CHIRP REQUEST->OFFER samples")
+    ap.add_argument("--level", default="WARNING", help="console log level of the satellites")
+    ap.add_argument("--only", nargs="+", default=["ours", "cdaq", "floor"], choices=["ours", "cdaq", "floor"])
+    ap.add_argument("--json", type=Path, help="also write the raw results here")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    raw = sys.argv[1:] if argv is None else argv
+    args = parse(raw)
+    if not in_netns():
+        prepare_oracle()  # needs the package registry: outside the namespace
+        os.execv(str(NETNS_RUN), [str(NETNS_RUN), "--", sys.executable, str(Path(__file__).resolve()), *raw])
+    results: dict[str, Result] = {}
+    for target in targets(args):
+        print(f"measuring {target.label} ...", file=sys.stderr, flush=True)
+        results[target.key] = measure(target, args)
+    print(report(results, args))
+    if args.json:
+        args.json.write_text(json.dumps({k: asdict(v) for k, v in results.items()}, indent=2) + "\n")
+    return 1 if any(r.error for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
