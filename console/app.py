@@ -18,6 +18,7 @@ from console.settings import Settings
 from console.simulate import derive_timeline
 from protocols.console_api import (
     AgentEvent,
+    AgentList,
     AgentTelemetry,
     BatchAck,
     Capabilities,
@@ -236,6 +237,11 @@ def create_app(settings: Settings) -> FastAPI:
         dep_id = _dep_id(deployment_id)
         await console.write(lambda c: ops.cancel_deployment(c, dep_id))
         return json_response(await console.read(lambda c: queries.get_deployment(c, dep_id)))
+
+    @app.get("/api/agents", responses={200: {"model": AgentList}})
+    async def list_agents(key: ApiKey = None) -> Response:
+        await console.authenticate(key, operator=True)
+        return json_response(await console.read(queries.list_agents))
 
     @app.get("/healthz", responses={200: {"description": "server and database are up"}})
     async def healthz() -> Response:

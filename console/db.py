@@ -123,7 +123,7 @@ def _migration_1(conn: Connection) -> None:
 
 def _migration_2(conn: Connection) -> None:
     """Index agents by satellite (operator views) -- kept separate to exercise the runner."""
-    Index("ix_agents_satellite", agents.c.satellite_id).create(conn, checkfirst=True)
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_agents_satellite ON agents (satellite_id)"))
 
 
 MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (_migration_1, _migration_2)

@@ -9,15 +9,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, func, select
 
-from console.db import deployments, events
+from console.db import agents, deployments, events
 from console.errors import NotFound
-from protocols.console_api import Deployment, DeploymentList, EventPage, StoredEvent
+from protocols.console_api import Agent, AgentList, Deployment, DeploymentList, EventPage, StoredEvent
 
 __all__ = [
     "SimDeployment",
     "active_simulations",
     "get_deployment",
     "iso",
+    "list_agents",
     "list_deployments",
     "list_events",
     "load_timeline",
@@ -155,3 +156,23 @@ def load_timeline(conn: Connection, dep_id: str) -> list[dict[str, Any]]:
         raise NotFound(f"no deployment {dep_id!r}")
     timeline: list[dict[str, Any]] = json.loads(row.timeline)
     return timeline
+
+
+def list_agents(conn: Connection) -> AgentList:
+    rows = conn.execute(select(agents).order_by(agents.c.registered_at, agents.c.agent_id)).all()
+    return AgentList(
+        agents=[
+            Agent(
+                agent_id=r.agent_id,
+                satellite_id=r.satellite_id,
+                satellite_name=r.satellite_name,
+                status=r.status,
+                agent_version=r.agent_version,
+                user_agent=r.user_agent,
+                registered_at=iso(r.registered_at) or "",
+                last_heartbeat_at=iso(r.last_heartbeat_at),
+                telemetry=json.loads(r.telemetry) if r.telemetry else None,
+            )
+            for r in rows
+        ]
+    )
