@@ -11,6 +11,7 @@ datagram cannot take the receiver down.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 from collections import Counter
@@ -118,7 +119,7 @@ class ChirpBackend:
         try:
             for address in self._addresses:
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda a=address: _Endpoint(None, f"send {a}"), sock=_send_socket(address)
+                    functools.partial(_Endpoint, None, f"send {address}"), sock=_send_socket(address)
                 )
                 self._send.append(transport)
             sock = _recv_socket(self._addresses, *self._target)

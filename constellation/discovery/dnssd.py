@@ -44,6 +44,7 @@ _BY_TYPE = {t: s for s, t in SERVICE_TYPES.items()}
 TXT_VERSION = "1"
 DEFAULT_TTL = 120  # seconds, for every record we publish (python-zeroconf's PTR default is 75 min)
 RESOLVE_TIMEOUT_MS = 1500
+EXPIRY_CHECK_S = 2.0  # how often known instances are checked for expired records
 MAX_EVENTS = 1024
 MAX_NAMES = 4096
 
@@ -70,7 +71,14 @@ def pick_address(addresses: Sequence[str]) -> str | None:
     """The address a peer should connect to: the first non-loopback IPv4 one, else loopback."""
     v4 = [a for a in addresses if ipaddress.ip_address(a).version == 4]
     routable = [a for a in v4 if not ipaddress.ip_address(a).is_loopback]
-    return (routable or v4 or [None])[0]
+    for candidate in (routable, v4):
+        if candidate:
+            return candidate[0]
+    return None
+
+
+class _Malformed(Exception):
+    """A DNS-SD record that is not a valid Constellation announcement (internal; counted, never raised)."""
 
 
 class DnssdBackend:
@@ -102,6 +110,7 @@ class DnssdBackend:
         self._events: asyncio.Queue[tuple[str, str, ServiceStateChange]] = asyncio.Queue(MAX_EVENTS)
         self._ops: asyncio.Queue[tuple[ServiceId, int | None]] = asyncio.Queue()
         self._known: dict[str, tuple[bytes, ServiceId, int]] = {}  # instance fqdn -> what we reported
+        self._expired: dict[str, str] = {}  # instance fqdn -> service type, departed by expiry (bounded)
         self._tasks: list[asyncio.Task[None]] = []
         self._counters: Counter[str] = Counter()
         self._closed = False
@@ -126,6 +135,7 @@ class DnssdBackend:
         self._tasks = [
             asyncio.create_task(self._resolve_loop(), name="discovery-zeroconf-resolve"),
             asyncio.create_task(self._register_loop(), name="discovery-zeroconf-register"),
+            asyncio.create_task(self._expiry_loop(), name="discovery-zeroconf-expiry"),
         ]
 
     def offer(self, service: ServiceId, port: int, previous_port: int | None) -> None:
@@ -217,6 +227,46 @@ class DnssdBackend:
             except Exception:  # never let one record kill the browser
                 log.exception("zeroconf: error while handling %s (%s)", name, change)
 
+    async def _expiry_loop(self) -> None:
+        """Depart services whose SRV/TXT/A records expired (killed without goodbyes).
+
+        python-zeroconf raises every PTR TTL to at least 1125 s, and a browser only reports Removed when
+        the PTR expires. So every ``EXPIRY_CHECK_S`` each known instance is checked in the cache; when its
+        records are no longer valid it is queried once (a live responder answers and refreshes them), and
+        departs if nobody answers. Instances that departed this way are re-resolved when their records
+        come back (a restart may not make the browser report them as new).
+        """
+        while True:
+            await asyncio.sleep(EXPIRY_CHECK_S)
+            for name, (_, service, port) in list(self._known.items()):
+                try:
+                    if await self._still_there(SERVICE_TYPES[service], name):
+                        continue
+                except Exception:
+                    log.exception("zeroconf: error while checking %s", name)
+                    continue
+                if self._known.get(name, (None, None, None))[2] == port:
+                    log.debug("zeroconf: %s expired", name)
+                    self._forget(name)
+                    if len(self._expired) < MAX_NAMES:
+                        self._expired[name] = SERVICE_TYPES[service]
+            assert self._azc is not None
+            for name, type_ in list(self._expired.items()):
+                if AsyncServiceInfo(type_, name).load_from_cache(self._azc.zeroconf):
+                    del self._expired[name]
+                    self._events.put_nowait((type_, name, ServiceStateChange.Updated))
+
+    async def _still_there(self, service_type: str, name: str) -> bool:
+        assert self._azc is not None
+        info = AsyncServiceInfo(service_type, name)
+        if info.load_from_cache(self._azc.zeroconf):
+            return True
+        alive = await info.async_request(
+            self._azc.zeroconf, RESOLVE_TIMEOUT_MS, question_type=DNSQuestionType.QM
+        )
+        self._counters["refreshed" if alive else "expired"] += 1
+        return alive
+
     def _forget(self, name: str) -> None:
         known = self._known.pop(name, None)
         if known is not None:
@@ -234,7 +284,12 @@ class DnssdBackend:
             self._counters["unresolved"] += 1
             log.debug("zeroconf: could not resolve %s", name)
             return
-        found = self._parse(service, name, info)
+        try:
+            found = self._parse(service, info)
+        except _Malformed as exc:
+            self._counters["malformed"] += 1
+            log.debug("zeroconf: ignoring %s: %s", name, exc)
+            found = None
         if found is None:
             self._forget(name)  # an update may have made a known instance invalid
             return
@@ -245,22 +300,17 @@ class DnssdBackend:
         self._known[name] = (host_id, service, port)
         self._sink.seen(ZEROCONF, host_id, service, address, port, canonical)
 
-    def _parse(
-        self, service: ServiceId, name: str, info: AsyncServiceInfo
-    ) -> tuple[bytes, str, int, str] | None:
-        def bad(why: str) -> None:
-            self._counters["malformed"] += 1
-            log.debug("zeroconf: ignoring %s: %s", name, why)
-
+    def _parse(self, service: ServiceId, info: AsyncServiceInfo) -> tuple[bytes, str, int, str] | None:
+        """(host id, address, port, canonical name); None for other groups and ourselves."""
         try:
             txt = {k.decode(): v.decode() for k, v in info.properties.items() if v is not None}
         except UnicodeDecodeError:
-            return bad("TXT is not UTF-8")
+            raise _Malformed("TXT is not UTF-8") from None
         group, canonical = txt.get("group"), txt.get("name")
         if not group or not canonical:
-            return bad("TXT lacks group or name")
+            raise _Malformed("TXT lacks group or name")
         if txt.get("service") != service.name:
-            return bad(f"TXT service {txt.get('service')!r} does not match type {SERVICE_TYPES[service]}")
+            raise _Malformed(f"TXT service {txt.get('service')!r} does not match {SERVICE_TYPES[service]}")
         if wire.group_id(group) != self._group_id:
             self._counters["other_group"] += 1
             return None
@@ -269,8 +319,8 @@ class DnssdBackend:
             self._counters["own"] += 1
             return None
         if not info.port:
-            return bad("no port")
+            raise _Malformed("no port")
         address = pick_address(info.parsed_addresses(IPVersion.V4Only))
         if address is None:
-            return bad("no IPv4 address")
+            raise _Malformed("no IPv4 address")
         return host_id, address, info.port, canonical

@@ -33,6 +33,7 @@ async def main(args: argparse.Namespace) -> None:
         interfaces=args.interface or None,
         on_appear=lambda s: _line("APPEAR", s),
         on_depart=lambda s: _line("DEPART", s),
+        zeroconf_ttl=args.ttl,
     )
     for spec in args.offer:
         service, port = spec.split("=")
@@ -58,4 +59,5 @@ if __name__ == "__main__":
     parser.add_argument("--offer", action="append", default=[], help="SERVICE=PORT")
     parser.add_argument("--request", action="append", default=[], help="SERVICE")
     parser.add_argument("--interface", "-i", action="append", default=[])
+    parser.add_argument("--ttl", type=int, default=120, help="zeroconf record TTL in seconds")
     asyncio.run(main(parser.parse_args()))

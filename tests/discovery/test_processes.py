@@ -157,3 +157,36 @@ async def test_real_102_node_sees_our_offers_and_departs(
     await asyncio.to_thread(node.wait_for, rf"^MSG DEPART CONTROL {hid} 5300 ", 5)
     await asyncio.to_thread(node.wait_for, rf"^MSG DEPART HEARTBEAT {hid} 5301 ", 5)
     assert "Traceback" not in node.output
+
+
+async def test_zeroconf_departure_on_ttl_expiry_but_not_while_alive(
+    make: MakeFn, spawn: Callable[..., Proc], group: str
+) -> None:
+    """Records expire after the TTL: a live node is re-queried and stays, a killed one departs."""
+    listener, rec = make(group, "Ctl.ttl", backends=("zeroconf",))
+    await listener.start()
+    node = await start(
+        spawn,
+        *NODE,
+        group,
+        "Sputnik.Ttl",
+        "--backends",
+        "zeroconf",
+        "--ttl",
+        "1",
+        "--offer",
+        "CONTROL=5400",
+        "-i",
+        "lo",
+    )
+    await eventually(lambda: rec.first_appear(named("Sputnik.Ttl")), timeout=5)
+    # alive: its records expire every second, the listener re-queries them and keeps the service
+    await eventually(lambda: listener.counters.get("zeroconf.refreshed", 0) >= 2, timeout=15)
+    assert rec.departed == []
+    node.signal(signal.SIGKILL)
+    t_kill = time.monotonic()
+    t_depart, svc = await eventually(lambda: rec.first_depart(named("Sputnik.Ttl")), timeout=15)
+    assert svc.port == 5400
+    assert "CLOSED" not in node.output  # it really died without saying goodbye
+    assert listener.counters["zeroconf.expired"] == 1
+    assert t_depart - t_kill < 1 + 2 + 1.5 + 0.5  # TTL + check interval + query timeout + slack
