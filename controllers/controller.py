@@ -127,7 +127,7 @@ class Controller:
         for task in list(self._attaching.values()) + list(self._tasks):
             task.cancel()
         for host_id in list(self._sats):
-            await self._forget(host_id)
+            await self._forget(host_id, grace=0.0)
         await asyncio.gather(*self._attaching.values(), *self._tasks, return_exceptions=True)
         self._context.destroy(linger=0)
 
@@ -374,7 +374,7 @@ class Controller:
         if old is not None:
             await old.aclose()
 
-    async def _forget(self, host_id: bytes) -> None:
+    async def _forget(self, host_id: bytes, grace: float = 1.0) -> None:
         sat = self._sats.pop(host_id, None)
         if sat is None:
             return
@@ -382,7 +382,7 @@ class Controller:
             del self._names[sat.name.lower()]
         log.info("removed %s", sat.name)
         self._notify()
-        await sat.link.aclose()
+        await sat.link.aclose(grace)
         if sat.watch is not None:
             await sat.watch.aclose()
 

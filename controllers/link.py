@@ -58,6 +58,7 @@ class CommandLink:
         self._context = context
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
+        self._inflight: _Job | None = None
         self._closed = False
 
     def start(self) -> None:
@@ -79,9 +80,17 @@ class CommandLink:
             raise CommandTimeout(self.label, command, f"queue full for {timeout:g} s") from None
         return await job.future
 
-    async def aclose(self) -> None:
-        """Stop the task; pending and queued requests fail with SatelliteGone. Idempotent."""
+    async def aclose(self, grace: float = 0.0) -> None:
+        """Stop the task; queued requests fail with SatelliteGone. Idempotent.
+
+        The request in flight gets up to ``grace`` seconds to be answered first (a satellite that
+        departs right after replying to ``shutdown`` is usually seen departing before the reply is read).
+        """
         self._closed = True
+        self._fail_queued()
+        inflight = self._inflight
+        if grace > 0 and inflight is not None and not inflight.future.done():
+            await asyncio.wait([inflight.future], timeout=grace)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -104,6 +113,7 @@ class CommandLink:
                 job = await self._queue.get()
                 if job.future.done():  # the caller gave up before we got to it
                     continue
+                self._inflight = job
                 remaining = job.deadline - time.monotonic()
                 if remaining <= 0:
                     job.future.set_exception(CommandTimeout(self.label, job.command, "timed out in queue"))

@@ -62,3 +62,18 @@ def mariner(cdaq_python: Path, spawn: Callable[..., object], group: str) -> Call
         return spawn(str(cdaq_python.with_name("SatelliteMariner")), "-g", group, "-n", name, "-i", "lo")
 
     return start
+
+
+READY = r"^READY (?P<name>\S+) cmd=(?P<cmd>\d+) hb=(?P<hb>\d+) mon=(?P<mon>\d+)"
+
+
+@pytest.fixture
+def sputnik(spawn: Callable[..., object], group: str) -> Callable[[str], object]:
+    """sputnik(NAME): our ``satellite-run Sputnik`` in the test's group on loopback, after its ready line."""
+    import sys
+
+    def start(name: str) -> object:
+        argv = [sys.executable, "-m", "constellation", "Sputnik", "-n", name, "-g", group, "-i", "lo"]
+        return spawn(*argv, ready=READY, timeout=20)
+
+    return start
