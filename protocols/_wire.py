@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, NoReturn
 
 import msgpack
@@ -17,8 +18,12 @@ CHP1 = "CHP\x01"
 CMDP1 = "CMDP\x01"
 CDTP2 = "CDTP\x02"
 
-_INT64_MIN = -(2**63)
 _UINT64_MAX = 2**64 - 1
+#: Timestamps must convert to a `datetime` (years 1..9999): 1.0.2 calls `to_datetime()` on every
+#: timestamp it receives and its receiving thread dies on an OverflowError.
+TS_MIN_S = -62135596800  # 0001-01-01T00:00:00Z
+TS_MAX_S = 253402300799  # 9999-12-31T23:59:59Z
+_LEAVES = (bool, int, float, str, bytes)
 
 
 def now_ns() -> int:
@@ -97,7 +102,7 @@ class Reader:
 
     def any(self, field: str) -> Any:
         try:
-            return self._unpacker.unpack()
+            value = self._unpacker.unpack()
         except DecodeError as exc:
             self.fail(field, str(exc))
         except msgpack.OutOfData:
@@ -106,6 +111,9 @@ class Reader:
             self.fail(field, "nested too deeply")
         except Exception as exc:  # msgpack raises ValueError, TypeError, UnicodeDecodeError, ...
             self.fail(field, f"malformed msgpack ({type(exc).__name__}: {exc})")
+        if value is not None and not isinstance(value, _LEAVES):
+            check_value(value, lambda msg: self.fail(field, msg))
+        return value
 
     def string(self, field: str) -> str:
         value = self.any(field)
@@ -159,6 +167,13 @@ def check_tags(value: object, fail: Any) -> dict[str, Any]:
     return value  # type: ignore[return-value]
 
 
+def _as_dict(value: object) -> object:
+    """Packer fallback: any Mapping (e.g. MappingProxyType) goes out as a map."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot pack {type(value).__name__}")
+
+
 def _tname(value: object) -> str:
     if isinstance(value, msgpack.Timestamp):
         return "Timestamp"
@@ -172,13 +187,14 @@ class Writer:
 
     def __init__(self, what: str) -> None:
         self.what = what
-        self._packer = msgpack.Packer(use_bin_type=True, datetime=True)
+        self._packer = msgpack.Packer(use_bin_type=True, datetime=True, default=_as_dict)
         self._parts: list[bytes] = []
 
     def fail(self, field: str, msg: str) -> NoReturn:
         raise EncodeError(f"{self.what}: {field}: {msg}")
 
     def any(self, field: str, value: object) -> Writer:
+        check_value(value, lambda msg: self.fail(field, msg))
         try:
             self._parts.append(self._packer.pack(value))
         except Exception as exc:  # TypeError, OverflowError, ValueError from msgpack
@@ -228,9 +244,41 @@ def timestamp(value: object, fail: Any) -> msgpack.Timestamp:
     if not isinstance(value, int) or isinstance(value, bool):
         fail(f"expected int ns since the epoch, got {_tname(value)}")
     seconds = value // 1_000_000_000  # type: ignore[operator]
-    if not _INT64_MIN <= seconds <= 2**63 - 1:
-        fail(f"{value} ns is outside the Timestamp range")
+    if not TS_MIN_S <= seconds <= TS_MAX_S:
+        fail(f"{value} ns is outside the years 1..9999 that 1.0.2 can convert")
     return msgpack.Timestamp.from_unix_nano(value)
+
+
+def check_value(value: object, fail: Any) -> None:
+    """Walk a tag/payload value: only what both we and 1.0.2 decode without error.
+
+    Allowed: nil, bool, int, float, str, bin, Timestamp in years 1..9999, aware `datetime` (encoding
+    only), arrays and maps with str or bin keys. Iterative, so deep nesting cannot overflow the stack.
+    """
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if v is None or isinstance(v, _LEAVES):
+            continue
+        if isinstance(v, msgpack.Timestamp):
+            if not TS_MIN_S <= v.seconds <= TS_MAX_S:
+                fail(f"Timestamp {v.seconds} s is outside years 1..9999")
+        elif isinstance(v, msgpack.ExtType):  # a namedtuple: check before tuple
+            fail(f"msgpack extension type {v.code} is not accepted by our decoders")
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
+        elif isinstance(v, Mapping):
+            for key, item in v.items():
+                if not isinstance(key, str | bytes):
+                    fail(f"map keys must be str or bin, got {_tname(key)}")
+                stack.append(item)
+        elif isinstance(v, bytearray | memoryview):
+            continue
+        elif isinstance(v, datetime):
+            if v.tzinfo is None:
+                fail("naive datetime (no tzinfo) cannot be packed")
+        else:
+            fail(f"cannot send {_tname(v)} (no msgpack representation)")
 
 
 def pack_one(value: object, what: str) -> bytes:

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from protocols import HeartbeatFlags, State, cdtp, chirp, chp, cmdp, cscp
 
-MAX_NS = (2**63 - 1) * 1_000_000_000 + 999_999_999
-MIN_NS = -(2**63) * 1_000_000_000
+# years 1..9999: every time 1.0.2 can turn into a datetime
+MAX_NS = 253402300799 * 1_000_000_000 + 999_999_999
+MIN_NS = -62135596800 * 1_000_000_000
 
 name_parts = st.from_regex(r"\w{1,12}", fullmatch=True)
 canonical_names = st.builds(lambda t, n: f"{t}.{n}", name_parts, name_parts)
@@ -19,7 +20,7 @@ run_ids = st.from_regex(r"[\w-]{1,16}", fullmatch=True)
 times_ns = st.one_of(
     st.integers(0, 2**32 - 1).map(lambda s: s * 1_000_000_000),  # timestamp32
     st.integers(0, 2**34 * 1_000_000_000 - 1),  # timestamp64
-    st.integers(MIN_NS, MAX_NS),  # timestamp96
+    st.integers(MIN_NS, MAX_NS),  # timestamp96 (negative or beyond 2514)
 )
 timestamps = times_ns.map(msgpack.Timestamp.from_unix_nano)
 
