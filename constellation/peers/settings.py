@@ -1,0 +1,50 @@
+"""Tunables of the peer monitor (every one an argument, so tests can pass tiny values)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MonitorSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSettings:
+    """Failure-detection parameters; the defaults meet issue 4 (kill ≤ 1 s, freeze/cut ≤ 2 s).
+
+    - ``lives``, ``life_factor``, ``initial_interval_ms``: 1.0.2's lives counter (3 lives, one per
+      1.5 × the announced interval; 2000 ms assumed before the first heartbeat).
+    - ``min_interval_ms``: floor for the interval used by the lives counter (an announced 0 would
+      otherwise kill a peer instantly).
+    - ``zmtp_ivl_ms`` / ``zmtp_timeout_ms`` / ``zmtp_ttl_ms``: ZMTP PING interval and timeout on each
+      subscription (libzmq ``ZMQ_HEARTBEAT_IVL``/``_TIMEOUT``/``_TTL``); a frozen peer or a cut link
+      drops the connection after about ``zmtp_timeout_ms``. ``zmtp_ttl_ms`` (0 = not sent) asks the
+      publisher to drop *our* subscription if we go silent.
+    - ``disconnect_grace_s``: after a disconnect, how long a DEPART, a replacement offer or a
+      re-handshake may still turn the disconnect into something other than a loss.
+    - ``reconnect_ivl_ms`` / ``reconnect_ivl_max_ms``: libzmq reconnect back-off for lost peers.
+    - ``max_peers``: bound of the peer table (new peers beyond it are dropped and counted).
+    """
+
+    lives: int = 3
+    life_factor: float = 1.5
+    initial_interval_ms: int = 2000
+    min_interval_ms: int = 100
+    zmtp_ivl_ms: int = 250
+    zmtp_timeout_ms: int = 1000
+    zmtp_ttl_ms: int = 0
+    disconnect_grace_s: float = 0.3
+    reconnect_ivl_ms: int = 100
+    reconnect_ivl_max_ms: int = 2000
+    max_peers: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.lives < 1:
+            raise ValueError(f"lives must be >= 1, got {self.lives}")
+        if self.life_factor <= 0:
+            raise ValueError(f"life_factor must be > 0, got {self.life_factor}")
+        if self.zmtp_ivl_ms < 0 or self.zmtp_timeout_ms < 0 or self.zmtp_ttl_ms < 0:
+            raise ValueError("ZMTP heartbeat options must be >= 0 ms (0 disables)")
+        if self.disconnect_grace_s < 0:
+            raise ValueError(f"disconnect_grace_s must be >= 0, got {self.disconnect_grace_s}")
+        if self.max_peers < 1:
+            raise ValueError(f"max_peers must be >= 1, got {self.max_peers}")
