@@ -2,7 +2,8 @@
 
 Runs in the oracle venv:  python drive_controller.py GROUP CANONICAL_NAME SPEC_JSON
 
-SPEC_JSON: {"config": {...}, "run_id": "r1", "call": [command, payload_or_null] | null, "timeout": 20}
+SPEC_JSON: {"config": {...}, "run_id": "r1", "calls": [[after_step, command, payload_or_null], ...],
+"timeout": 20}; ``after_step`` is "discovered" or a transition (initialize, launch, start, stop, land).
 
 Prints one JSON object per line (``{"event": ...}``): what the 1.0.2 controller saw after each step, i.e.
 the satellite's replies (SatelliteResponse) and the controller's heartbeat view of it (state, interval,
@@ -19,8 +20,22 @@ import time
 import traceback
 from typing import Any
 
+import constellation.core.heartbeatchecker as hbc
 from constellation.core.controller import ScriptableController
 from constellation.core.protocol.cscp1 import SatelliteState
+
+# Count the heartbeats the 1.0.2 checker decodes, per sender (its own decoder, just observed).
+HEARTBEATS: dict[str, int] = {}
+_decode = hbc.chp_decode_message
+
+
+def _counting_decode(binmsg: Any) -> Any:
+    decoded = _decode(binmsg)
+    HEARTBEATS[decoded[0]] = HEARTBEATS.get(decoded[0], 0) + 1
+    return decoded
+
+
+hbc.chp_decode_message = _counting_decode
 
 
 def emit(**obj: Any) -> None:
@@ -91,6 +106,11 @@ def main() -> int:
             satellites=sorted(ctrl.constellation.satellites),
         )
         sat = ctrl.constellation.satellites[canonical]
+        deadline = time.monotonic() + timeout
+        while HEARTBEATS.get(canonical, 0) == 0:  # the view below must come from a real heartbeat
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no heartbeat from {canonical} reached the controller in {timeout}s")
+            time.sleep(0.01)
         # The per-type link must exist too (commands are exposed per type and per satellite).
         type_link = getattr(ctrl.constellation, sat_type)
         emit(
@@ -112,11 +132,16 @@ def main() -> int:
             "get_run_id",
         ):
             reads[cmd] = response(getattr(sat, cmd)())
-        emit(event="reads", replies=reads, hb=hb_view(ctrl, canonical))
+        emit(event="reads", replies=reads, hb=hb_view(ctrl, canonical), heartbeats=HEARTBEATS.get(canonical))
 
-        if spec.get("call"):
-            name, payload = spec["call"]
-            emit(event="call", command=name, reply=response(getattr(sat, name)(payload)))
+        calls = spec.get("calls", [])
+
+        def do_calls(after: str) -> None:
+            for when, name, payload in calls:
+                if when == after:
+                    emit(event="call", command=name, reply=response(getattr(sat, name)(payload)))
+
+        do_calls("discovered")
 
         steps: list[tuple[str, Any, str]] = [
             ("initialize", spec.get("config", {}), "INIT"),
@@ -142,6 +167,7 @@ def main() -> int:
                 role=response(sat.get_role()),
                 run_id=response(sat.get_run_id()),
             )
+            do_calls(cmd)
 
         t_shutdown = time.monotonic()
         reply = sat.shutdown()

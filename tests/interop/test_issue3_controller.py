@@ -1,0 +1,137 @@
+"""Issue 3, done-when 1: the real 1.0.2 controller drives our Sputnik through a whole cycle.
+
+``satellite-run Sputnik`` runs in the namespace; the 1.0.2 ``ScriptableController`` (oracle venv, driver
+script ``oracle_scripts/drive_controller.py``) discovers it over CHIRP, reads name, state, role and the
+command lists, calls the custom commands, drives initialize -> launch -> start -> stop -> land -> shutdown
+and reports after each step what the 1.0.2 controller saw in our heartbeats (state, interval, role).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocols import State, chp
+from tests.fuzz.support import run_json_script, start_sputnik
+from tests.interop.oracle_scripts import SCRIPTS
+
+pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.timeout(120)]
+
+CYCLE = [
+    ("initialize", State.INIT),
+    ("launch", State.ORBIT),
+    ("start", State.RUN),
+    ("stop", State.ORBIT),
+    ("land", State.INIT),
+]
+
+
+def drive(cdaq_python: Path, group: str, canonical: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    code, events, stderr = run_json_script(
+        [str(cdaq_python), str(SCRIPTS / "drive_controller.py"), group, canonical, json.dumps(spec)],
+        timeout=90,
+    )
+    errors = [e for e in events if e["event"] == "error"]
+    assert not errors, f"1.0.2 controller failed: {errors}\n{stderr[-3000:]}"
+    assert code == 0, f"driver exited with {code}\n{stderr[-3000:]}"
+    return events
+
+
+def by_event(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["event"] == name]
+
+
+def test_cdaq_controller_drives_sputnik_through_a_cycle(cdaq_python: Path, spawn, group: str) -> None:
+    sat = start_sputnik(spawn, group, "One")
+    assert sat.name == "Sputnik.One"
+    events = drive(
+        cdaq_python,
+        group,
+        "Sputnik.One",
+        {
+            "config": {"_autonomy": {"role": "ESSENTIAL"}, "channels": 3},
+            "run_id": "run_42",
+            "calls": [["initialize", "set_channel", [1, 2.5]], ["initialize", "get_channels", None]],
+        },
+    )
+
+    # Discovery and the command surface the controller exposes (per satellite and per type).
+    assert by_event(events, "discovered")[0]["satellites"] == ["Sputnik.One"]
+    exposed = by_event(events, "commands_exposed")[0]
+    assert exposed["type_has_satellite"]
+    standard = {"initialize", "launch", "land", "start", "stop", "shutdown", "get_state", "get_name"}
+    assert {"set_channel", "get_channels", "_interrupt", "_failure"} | standard <= set(exposed["satellite"])
+
+    reads = by_event(events, "reads")[0]
+    r = reads["replies"]
+    assert all(v["success"] for v in r.values()), r
+    assert r["get_name"]["msg"] == "Sputnik.One"
+    assert (r["get_state"]["msg"], r["get_state"]["payload"]) == ("NEW", State.NEW)
+    assert {"last_changed", "last_changed_iso"} <= set(r["get_state"]["meta"])
+    assert (r["get_role"]["msg"], r["get_role"]["payload"]) == ("DYNAMIC", 6)
+    assert r["get_cnstln_version"]["msg"] == "1.0.2"
+    assert r["get_status"]["msg"], "status must not be empty"
+    assert r["get_config"]["payload"] == {}
+    assert r["get_run_id"]["msg"] == ""
+    cmds = r["get_commands"]["payload"]
+    assert standard <= set(cmds)
+    assert cmds["set_channel"].startswith("Set the value of one channel.")
+    assert "Arguments: channel: int, value: float." in cmds["set_channel"]
+    assert not any(name.startswith("_") for name in cmds)
+    assert {"_interrupt", "_failure"} <= set(r["_get_commands"]["payload"])
+    # The heartbeat view before initialize: NEW, DYNAMIC, and the interval of one subscriber.
+    assert reads["hb"]["state"] == "NEW"
+    assert reads["hb"]["role"] == "DYNAMIC"
+    assert reads["hb"]["interval"] == chp.heartbeat_interval_ms(1) == 500
+
+    # The custom commands, called by the 1.0.2 controller after initialize.
+    calls = {c["command"]: c["reply"] for c in by_event(events, "call")}
+    assert calls["set_channel"]["success"], calls
+    assert calls["set_channel"]["msg"] == "set 1 to 2.5"
+    assert calls["set_channel"]["payload"] == {"channel": 1, "value": 2.5}
+    assert calls["get_channels"]["payload"] == [0.0, 2.5, 0.0]
+
+    # Each transition: accepted as 1.0.2 does, heartbeats show the target with the right role/interval.
+    steps = by_event(events, "step")
+    assert [s["command"] for s in steps] == [c for c, _ in CYCLE]
+    for step, (command, target) in zip(steps, CYCLE, strict=True):
+        reply = step["reply"]
+        assert (reply["success"], reply["msg"], reply["payload"]) == (True, "transitioning", command), step
+        hb = step["hb"]
+        assert hb["state"] == target.name, step
+        assert hb["role"] == "ESSENTIAL", step  # _autonomy.role from the initialize payload
+        assert hb["interval"] == 500, step  # the controller is the only heartbeat subscriber
+        assert hb["lives"] == 3, step
+        assert step["get_state"]["msg"] == target.name
+        assert step["get_state"]["payload"] == target
+        assert (step["role"]["msg"], step["role"]["payload"]) == ("ESSENTIAL", 7)
+        assert step["global_state"] == target.name
+    assert steps[2]["run_id"]["msg"] == "run_42"
+    # Every state change, transitional ones included, reached the 1.0.2 controller in order.
+    assert steps[-1]["seen"] == [
+        "initializing", "INIT", "launching", "ORBIT", "starting", "RUN",
+        "stopping", "ORBIT", "landing", "INIT",
+    ]  # fmt: skip
+    assert steps[0]["hb"]["status"].startswith("Initialized")
+
+    # shutdown: the controller sees the DEPART and our process leaves cleanly.
+    shutdown = by_event(events, "shutdown")[0]["reply"]
+    assert shutdown["success"]
+    assert shutdown["msg"] == "Sputnik.One queued for reentry"
+    assert by_event(events, "departed")[0]["satellites"] == []
+    assert sat.proc.wait(timeout=10) == 0
+
+
+def test_cdaq_controller_sees_canonical_name_override(cdaq_python: Path, spawn, group: str) -> None:
+    """``--name Type.Name`` is addressed as such by the 1.0.2 controller (default role DYNAMIC)."""
+    sat = start_sputnik(spawn, group, "Beacon.Second")
+    assert sat.name == "Beacon.Second"
+    events = drive(cdaq_python, group, "Beacon.Second", {"config": {}, "run_id": "r1"})
+    steps = by_event(events, "step")
+    assert [s["hb"]["state"] for s in steps] == [t.name for _, t in CYCLE]
+    assert {s["hb"]["role"] for s in steps} == {"DYNAMIC"}
+    assert {s["hb"]["interval"] for s in steps} == {500}
+    assert sat.proc.wait(timeout=10) == 0
