@@ -140,7 +140,8 @@ class Discovery:
     def withdraw(self, service: ServiceId) -> None:
         """Stop announcing ``service`` (CHIRP DEPART, zeroconf goodbye). Unknown services are ignored."""
         self._check_open()
-        port = self._offers.pop(_service_id(service), None)
+        service = _service_id(service)
+        port = self._offers.pop(service, None)
         if port is not None:
             for backend in self._backends:
                 backend.withdraw(service, port)
