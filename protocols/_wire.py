@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -24,6 +25,16 @@ _UINT64_MAX = 2**64 - 1
 TS_MIN_S = -62135596800  # 0001-01-01T00:00:00Z
 TS_MAX_S = 253402300799  # 9999-12-31T23:59:59Z
 _LEAVES = (bool, int, float, str, bytes)
+_SCALARS = frozenset({bool, int, float, str, bytes, type(None)})
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_canonical(name: str) -> None:
+    """validate_canonical_name, cached for the few sender names a process sees.
+
+    Bounded; a name that raises InvalidName is never cached.
+    """
+    validate_canonical_name(name)
 
 
 def now_ns() -> int:
@@ -100,7 +111,8 @@ class Reader:
     def fail(self, field: str, msg: str) -> NoReturn:
         raise DecodeError(f"{self.what}: {field}: {msg}")
 
-    def any(self, field: str) -> Any:
+    def any(self, field: str, *, check: bool = True) -> Any:
+        """The next object; with `check=False` the caller validates its contents itself."""
         try:
             value = self._unpacker.unpack()
         except DecodeError as exc:
@@ -111,7 +123,7 @@ class Reader:
             self.fail(field, "nested too deeply")
         except Exception as exc:  # msgpack raises ValueError, TypeError, UnicodeDecodeError, ...
             self.fail(field, f"malformed msgpack ({type(exc).__name__}: {exc})")
-        if value is not None and not isinstance(value, _LEAVES):
+        if check and value is not None and not isinstance(value, _LEAVES):
             check_value(value, lambda msg: self.fail(field, msg))
         return value
 
@@ -129,9 +141,10 @@ class Reader:
     def sender(self) -> str:
         value = self.string("sender")
         try:
-            return validate_canonical_name(value)
+            _check_canonical(value)
         except InvalidName as exc:
             self.fail("sender", str(exc))
+        return value
 
     def uint(self, field: str, maximum: int = _UINT64_MAX) -> int:
         value = self.any(field)
@@ -194,7 +207,8 @@ class Writer:
         raise EncodeError(f"{self.what}: {field}: {msg}")
 
     def any(self, field: str, value: object) -> Writer:
-        check_value(value, lambda msg: self.fail(field, msg))
+        if type(value) not in _SCALARS:
+            check_value(value, lambda msg: self.fail(field, msg))
         try:
             self._parts.append(self._packer.pack(value))
         except Exception as exc:  # TypeError, OverflowError, ValueError from msgpack
@@ -204,15 +218,13 @@ class Writer:
     def string(self, field: str, value: object) -> Writer:
         if not isinstance(value, str):
             self.fail(field, f"expected str, got {_tname(value)}")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            self.fail(field, "not encodable as UTF-8")
-        return self.any(field, value)
+        return self.any(field, value)  # msgpack raises UnicodeEncodeError for lone surrogates
 
     def sender(self, value: object) -> Writer:
+        if type(value) is not str:
+            self.fail("sender", f"expected str, got {_tname(value)}")
         try:
-            validate_canonical_name(value)  # type: ignore[arg-type]
+            _check_canonical(value)
         except InvalidName as exc:
             self.fail("sender", str(exc))
         return self.string("sender", value)

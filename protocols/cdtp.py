@@ -7,15 +7,15 @@ BOR and EOR carry exactly two records: ``[0, user_tags, []]`` and ``[1, config |
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, NoReturn
 
 import msgpack
 
 from . import _wire
-from .errors import DecodeError, EncodeError
+from .errors import EncodeError
 
 __all__ = ["CDTPType", "DataMessage", "DataRecord", "bor", "decode", "encode", "eor"]
 
@@ -52,7 +52,10 @@ def eor(sender: str, user_tags: Mapping[str, Any], run_metadata: Mapping[str, An
     )
 
 
-def _check_shape(mtype: CDTPType, count: int, fail: Any) -> None:
+_UINT64_MAX = 2**64 - 1
+
+
+def _check_shape(mtype: CDTPType, count: int, fail: Callable[[str], Any]) -> None:
     if mtype is not CDTPType.DATA and count != 2:
         fail(f"{mtype.name} must carry exactly 2 records, got {count}")
 
@@ -64,21 +67,32 @@ def encode(msg: DataMessage) -> bytes:
     except ValueError:
         raise EncodeError(f"CDTP: type: invalid {msg.type!r}") from None
 
-    def fail(text: str) -> None:
+    def fail(text: str) -> NoReturn:
         raise EncodeError(f"CDTP: {text}")
 
     _check_shape(mtype, len(msg.records), fail)
-    w = _wire.Writer("CDTP").string("protocol", _wire.CDTP2).sender(msg.sender).uint("type", int(mtype))
-    packer = msgpack.Packer()
-    parts = [w.frame(), packer.pack_array_header(len(msg.records))]
+    head = _wire.Writer("CDTP").string("protocol", _wire.CDTP2).sender(msg.sender).uint("type", int(mtype))
+    body = []
     for i, rec in enumerate(msg.records):
-        rw = _wire.Writer(f"CDTP record {i}").uint("sequence", rec.sequence).tags(rec.tags)
-        for block in rec.blocks:
-            if not isinstance(block, bytes | bytearray | memoryview):
-                raise EncodeError(f"CDTP record {i}: blocks must be bytes, got {type(block).__name__}")
-        parts += [packer.pack_array_header(3), rw.frame(), packer.pack_array_header(len(rec.blocks))]
-        parts += [packer.pack(bytes(b)) for b in rec.blocks]
-    return b"".join(parts)
+        seq, tags, blocks = rec.sequence, rec.tags, rec.blocks
+        if type(seq) is not int or not 0 <= seq <= _UINT64_MAX:
+            fail(f"record {i}: sequence must be a uint64, got {seq!r}")
+        if not isinstance(tags, Mapping):
+            fail(f"record {i}: tags must be a mapping, got {type(tags).__name__}")
+        if tags:
+            if not all(type(k) is str for k in tags):
+                fail(f"record {i}: tag keys must be str")
+            _wire.check_value(tags, lambda m, i=i: fail(f"record {i} tags: {m}"))
+        if not all(isinstance(b, bytes | bytearray | memoryview) for b in blocks):
+            fail(f"record {i}: blocks must be bytes")
+        body.append([seq, tags if type(tags) is dict else dict(tags), list(blocks)])
+    try:
+        packed: bytes = msgpack.Packer(use_bin_type=True, datetime=True).pack(
+            body
+        )  # one per call: thread-safe
+    except Exception as exc:  # defensive: everything was validated above
+        fail(f"records: cannot pack ({type(exc).__name__}: {exc})")
+    return head.frame() + packed
 
 
 def decode(data: bytes) -> DataMessage:
@@ -88,25 +102,25 @@ def decode(data: bytes) -> DataMessage:
     r.protocol(_wire.CDTP2)
     sender = r.sender()
     mtype = CDTPType(r.uint("type", max(CDTPType)))
-    raw = r.any("records")
+    raw = r.any("records", check=False)  # validated record by record below
     r.end()
     if type(raw) is not list:
         r.fail("records", f"expected array, got {type(raw).__name__}")
+    _check_shape(mtype, len(raw), lambda m: r.fail("records", m))
     records = []
     for i, entry in enumerate(raw):
-        what = f"record {i}"
         if type(entry) is not list or len(entry) != 3:
-            r.fail(what, "expected an array of 3 (sequence, tags, blocks)")
+            r.fail(f"record {i}", "expected an array of 3 (sequence, tags, blocks)")
         seq, tags, blocks = entry
         if type(seq) is not int or seq < 0:
-            r.fail(what, f"sequence must be a uint, got {seq!r}")
-        _wire.check_tags(tags, lambda m, what=what: r.fail(f"{what} tags", m))
-        if type(blocks) is not list or any(type(b) is not bytes for b in blocks):
-            r.fail(what, "blocks must be an array of bin")
+            r.fail(f"record {i}", f"sequence must be a uint, got {seq!r}")
+        if type(tags) is not dict:
+            r.fail(f"record {i}", f"tags must be a map, got {type(tags).__name__}")
+        if tags:
+            if not all(type(k) is str for k in tags):
+                r.fail(f"record {i}", "tag keys must be str")
+            _wire.check_value(tags, lambda m, i=i: r.fail(f"record {i} tags", m))
+        if type(blocks) is not list or not all(type(b) is bytes for b in blocks):
+            r.fail(f"record {i}", "blocks must be an array of bin")
         records.append(DataRecord(seq, tags, tuple(blocks)))
-
-    def fail(text: str) -> None:
-        raise DecodeError(f"CDTP: {text}")
-
-    _check_shape(mtype, len(records), fail)
     return DataMessage(sender, mtype, tuple(records))
