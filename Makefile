@@ -30,7 +30,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 demo: $(STAMP)
-	$(PY) -m demo
+	$(PY) -m controllers.demo
 
 clean:
 	rm -rf $(VENV) build *.egg-info
