@@ -53,6 +53,8 @@ class Satellite:
 
     version: ClassVar[str] = CNSTLN_VERSION
     satellite_type: ClassVar[str | None] = None
+    #: Log records waiting for the CMDP socket; beyond this they are dropped (and counted).
+    log_queue_size: ClassVar[int] = 8192
 
     def __init_subclass__(cls, version: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -196,7 +198,7 @@ class Satellite:
         except ServiceError:
             self._ctx.destroy(0)
             raise
-        self._mon = MonitoringPublisher(mon, self.name, self._mntr_log)
+        self._mon = MonitoringPublisher(mon, self.name, self._mntr_log, self.log_queue_size)
         for topic in (self.type_name, "FSM", "CTRL", "LINK", "MNTR"):
             self._mon.register_log_topic(topic)
         self._mon.register_metric("RUN_ID", "", "Current run identifier. Updated when changed.")

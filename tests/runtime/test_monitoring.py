@@ -1,0 +1,158 @@
+"""CMDP: subscriptions, notifications, logs and metrics only when subscribed, bursts with drop counting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import zmq
+
+from constellation import Satellite, StopToken, metric
+from protocols import cmdp
+from tests.harness import eventually
+from tests.runtime.conftest import MonitorSub, wait_state
+
+DEFAULT_STATS = {"RUN_ID", "STATE", "LOG_DROPPED", "CPU_LOAD_AVG", "MEM_AVAIL"}
+
+
+async def test_notifications(make_satellite, zctx) -> None:
+    sat = await make_satellite()
+    sub = MonitorSub(zctx, sat.ports["mon"])
+    sub.subscribe(b"LOG?")
+    note = await sub.until(lambda m: isinstance(m, cmdp.Notification))
+    assert (note.kind, dict(note.topics)) == (
+        "LOG", {"SATELLITE": "", "FSM": "", "CTRL": "", "LINK": "", "MNTR": ""},
+    )  # fmt: skip
+    sub.subscribe(b"STAT?")
+    note = await sub.until(lambda m: isinstance(m, cmdp.Notification) and m.kind == "STAT")
+    assert set(note.topics) == DEFAULT_STATS
+    assert note.topics["RUN_ID"] == "Current run identifier. Updated when changed."
+    sat.register_metric("NEW_ONE", "V", "A new metric.")  # a new topic is announced again
+    note = await sub.until(lambda m: isinstance(m, cmdp.Notification) and "NEW_ONE" in m.topics)
+    assert note.topics["NEW_ONE"] == "A new metric."
+
+
+async def test_state_and_log_messages_when_subscribed(make_satellite, client, zctx) -> None:
+    sat = await make_satellite()
+    sub = MonitorSub(zctx, sat.ports["mon"])
+    sub.subscribe(b"STAT/STATE")
+    sub.subscribe(b"LOG/STATUS/FSM")
+    await eventually(lambda: len(sat._mon._prefixes) == 2)
+    cl = client(sat)
+    await cl("initialize", {})
+    msgs = [await sub.next() for _ in range(4)]
+    states = [m.value for m in msgs if isinstance(m, cmdp.Metric)]
+    logs = [m for m in msgs if isinstance(m, cmdp.LogMessage)]
+    assert states == ["initializing", "INIT"]
+    assert logs[0].text == "State transition initialize initiated"
+    assert (logs[0].level, logs[0].topic, logs[0].sender) == (cmdp.Level.STATUS, "FSM", "Satellite.T")
+    assert set(logs[0].tags) >= {"filename", "pathname", "lineno", "funcName", "module", "thread",
+                                  "threadName", "process", "processName"}  # fmt: skip
+    assert logs[1].text == "State transition to steady state completed (initializing -> INIT)."
+
+
+async def test_nothing_is_produced_without_subscribers(make_satellite, client, zctx, debug_logging) -> None:
+    sat = await make_satellite()
+    sub = MonitorSub(zctx, sat.ports["mon"])
+    sub.subscribe(b"")  # the empty topic enables nothing (1.0.2)
+    sub.subscribe(b"log/status")  # byte-exact: lower case matches nothing
+    await eventually(lambda: len(sat._mon._subs) == 2)
+    cl = client(sat)
+    await cl("initialize", {})
+    await wait_state(cl, "INIT")
+    sat.log.info("hello")
+    sat.stat("STATE", "x")
+    assert sat._mon.sent == 0
+    assert not sat._mon._queue
+
+
+async def test_level_subscription_is_not_a_threshold(make_satellite, zctx, debug_logging) -> None:
+    sat = await make_satellite()
+    sub = MonitorSub(zctx, sat.ports["mon"])
+    sub.subscribe(b"LOG/WARNING")
+    await eventually(lambda: sat._mon._prefixes)
+    sat.log.critical("crit")
+    sat.log.info("info")
+    sat.log.warning("warn")
+    msg = await sub.next()
+    assert (msg.level, msg.topic, msg.text) == (cmdp.Level.WARNING, "SATELLITE", "warn")
+
+
+class Metered(Satellite):
+    log_queue_size = 64
+
+    @metric(unit="lm", interval=0.05)
+    def brightness(self) -> int:
+        """Brightness."""
+        return 95
+
+    def do_run(self, stop: StopToken) -> str:
+        t0 = time.perf_counter()
+        for i in range(20000):
+            self.log.info("burst %d", i)
+        self.burst_s = time.perf_counter() - t0
+        stop.wait()
+        return "done"
+
+
+async def test_periodic_metric_only_outside_new(make_satellite, client, zctx) -> None:
+    sat = await make_satellite(Metered)
+    sub = MonitorSub(zctx, sat.ports["mon"])
+    sub.subscribe(b"STAT/BRIGHTNESS")
+    sub.subscribe(b"STAT/CPU_LOAD_AVG")
+    await eventually(lambda: len(sat._mon._prefixes) == 2)
+    await asyncio.sleep(0)  # NEW: not sampled (1.0.2 DEFAULT_ALLOWED_STATES)
+    assert sat._mon.sent == 0
+    cl = client(sat)
+    await cl("initialize", {})
+    got = {}
+    while len(got) < 2:
+        m = await sub.next()
+        got[m.name] = m
+    assert (got["BRIGHTNESS"].value, got["BRIGHTNESS"].unit) == (95, "lm")
+    assert got["CPU_LOAD_AVG"].unit == "%"
+    assert isinstance(got["CPU_LOAD_AVG"].value, float)
+    again = await sub.until(lambda m: m.name == "BRIGHTNESS")
+    assert again.value == 95
+
+
+async def test_log_burst_never_blocks_and_drops_are_reported(make_satellite, client, zctx) -> None:
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        sat = await make_satellite(Metered)
+        sub = MonitorSub(zctx, sat.ports["mon"])
+        sub.subscribe(b"LOG/INFO")
+        sub.subscribe(b"LOG/WARNING/MNTR")
+        sub.subscribe(b"STAT/LOG_DROPPED")
+        await eventually(lambda: len(sat._mon._prefixes) == 3)
+        cl = client(sat)
+        await cl("initialize", {})
+        await wait_state(cl, "INIT")
+        await cl("launch")
+        await wait_state(cl, "ORBIT")
+        await cl("start", "b1")
+        await eventually(lambda: hasattr(sat, "burst_s"), timeout=20)
+        assert sat._mon.dropped > 0
+        warning = await sub.until(lambda m: isinstance(m, cmdp.LogMessage) and m.topic == "MNTR", 10)
+        assert "log messages dropped" in warning.text
+        dropped = await sub.until(lambda m: isinstance(m, cmdp.Metric) and m.name == "LOG_DROPPED", 10)
+        assert dropped.value > 0
+        assert sat.burst_s < 5.0
+    finally:
+        logging.getLogger().setLevel(logging.WARNING)
+
+
+async def test_malformed_subscriptions_are_ignored(make_satellite, zctx) -> None:
+    sat = await make_satellite()
+    xsub = zctx.socket(zmq.XSUB)
+    xsub.setsockopt(zmq.LINGER, 0)
+    xsub.connect(f"tcp://127.0.0.1:{sat.ports['mon']}")
+    for bad in ([b"\x05junk"], [b""], [b"\x02x", b"y"], [b"\xff" * 300]):
+        await xsub.send_multipart(bad)
+    await xsub.send(b"\x01STAT?")
+    async with asyncio.timeout(5):
+        frames = await xsub.recv_multipart()
+    note = cmdp.decode(frames)
+    assert isinstance(note, cmdp.Notification)
+    assert note.kind == "STAT"
