@@ -1,8 +1,8 @@
 """A raw heartbeat publisher for peer-monitor tests: ``python -m tests.peers.hbnode GROUP NAME [options]``.
 
 XPUB bound on ``--bind`` (random port unless ``--port``), CHP1 heartbeats encoded with ``protocols.chp``
-every 0.8 × interval, the HEARTBEAT service offered over CHIRP (our ``Discovery``). Prints
-``READY hb=<port>`` once beating. Signals drive it:
+every 0.8 × interval (``--period-factor``), the HEARTBEAT service offered over CHIRP (our
+``Discovery``). Prints ``READY hb=<port>`` once beating. Signals drive it:
 
 - SIGUSR1: go to ``--fail-state`` (ERROR by default) with an extrasystole; SIGUSR2: back to ``--state``;
 - SIGHUP: stop beating while the process and its sockets stay alive (an application hang);
@@ -68,7 +68,7 @@ async def main(args: argparse.Namespace) -> None:
                 hb = chp.Heartbeat(args.name, state, flags, args.interval_ms, args.status or None)
                 await pub.send_multipart(chp.encode(hb))
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.8 * args.interval_ms / 1000):
+                async with asyncio.timeout(args.period_factor * args.interval_ms / 1000):
                     await wake.wait()
             extrasystole = wake.is_set()
             wake.clear()
@@ -90,6 +90,7 @@ if __name__ == "__main__":
     parser.add_argument("--fail-state", default="ERROR")
     parser.add_argument("--status", default="")
     parser.add_argument("--interval-ms", type=int, default=1000)
+    parser.add_argument("--period-factor", type=float, default=0.8, help="beat every F x interval")
     parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--interface", action="append", default=[])

@@ -50,6 +50,6 @@ if __name__ == "__main__":
     parser.add_argument("group")
     parser.add_argument("name")
     parser.add_argument("--interface", action="append", default=[])
-    parser.add_argument("--zmtp-ivl-ms", type=int, default=MonitorSettings.zmtp_ivl_ms)
-    parser.add_argument("--zmtp-timeout-ms", type=int, default=MonitorSettings.zmtp_timeout_ms)
+    parser.add_argument("--zmtp-ivl-ms", type=int, default=MonitorSettings().zmtp_ivl_ms)
+    parser.add_argument("--zmtp-timeout-ms", type=int, default=MonitorSettings().zmtp_timeout_ms)
     asyncio.run(main(parser.parse_args()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 
 import pytest
@@ -93,7 +94,8 @@ async def test_error_state_event_once_then_recovered(watching, spawn, group):
     node.signal(signal.SIGUSR1)
     ev = await w.events.first("Raw.Faulty", EventKind.ERROR_STATE, timeout=3)
     assert ev.time - t0 < 0.5  # the extrasystole, not the next regular beat
-    assert ev.state is State.ERROR and ev.role is Role.DYNAMIC
+    assert ev.state is State.ERROR
+    assert ev.role is Role.DYNAMIC
     node.signal(signal.SIGUSR2)
     await w.events.first("Raw.Faulty", EventKind.RECOVERED, timeout=3)
     assert len(w.events.of("Raw.Faulty", EventKind.ERROR_STATE)) == 1
@@ -120,3 +122,28 @@ async def test_hung_application_is_judged_by_lives(watching, spawn, group):
     assert 0.9 - 0.2 <= ev.time - t0 <= 0.9 + 0.5, ev.time - t0
     assert "no heartbeat" in ev.detail
     assert w.monitor.peer("Raw.Hung").connected
+
+
+async def test_no_false_loss_under_full_cpu_load(watching, spawn, group):
+    """Two busy loops hog both cores while peers beat late (1.3 x their interval) but alive."""
+    w = await watching()
+    names = ["Raw.Slow", "Raw.Slower"]
+    hbnode(spawn, group, names[0], "--interval-ms", "500", "--period-factor", "1.3")
+    hbnode(spawn, group, names[1], "--interval-ms", "2000", "--period-factor", "1.3")
+    for name in names:
+        await eventually(lambda n=name: w.monitor.state_of(n) is State.ORBIT, timeout=5)
+    hogs = [
+        spawn(sys.executable, "-c", "import sys; print('HOG', flush=True)\nwhile True: pass", ready="HOG")
+        for _ in range(2)
+    ]
+    beats = {n: w.monitor.peer(n).beats for n in names}
+    t0 = time.monotonic()
+    await eventually(
+        lambda: time.monotonic() > t0 + 8 and w.monitor.peer(names[1]).beats >= beats[names[1]] + 3,
+        timeout=20,
+        interval=0.05,
+    )
+    assert all(h.popen.poll() is None for h in hogs)
+    bad = [e for e in w.events.seen if e.kind in (EventKind.LOST, EventKind.DEPARTED)]
+    assert not bad, bad
+    assert w.monitor.peer(names[0]).beats >= beats[names[0]] + 8
