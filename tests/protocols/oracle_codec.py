@@ -1,7 +1,8 @@
 """Run by the ConstellationDAQ 1.0.2 python (not by pytest): decode with 1.0.2, re-encode with 1.0.2.
 
 stdin: JSON {"cases": [{"proto": ..., "frames": [hex, ...]}], "names": [...], "run_ids": [...]}.
-stdout: JSON {"cases": [{"frames": [hex, ...]} | {"error": str}], "names": [bool], "run_ids": [bool]}.
+stdout: JSON {"cases": [{"frames": [hex, ...]} | {"error": str}], "names": [bool], "run_ids": [bool],
+"levels": [1.0.2 wire level name for Python levelno 0..60]}.
 Pure: only message classes are used; no socket is opened.
 """
 
@@ -22,6 +23,7 @@ from constellation.core.message.cmdp1 import (
 )
 from constellation.core.message.cscp1 import CSCP1Message
 from constellation.core.protocol import Protocol
+from constellation.core.protocol.cmdp1 import log_level_from_levelno
 from constellation.core.protocol.cscp1 import is_valid_canonical_name
 
 
@@ -79,7 +81,8 @@ def main():
             out.append({"error": f"{type(exc).__name__}: {exc}"})
     names = [is_valid_canonical_name(n) for n in req["names"]]
     run_ids = [bool(re.match(r"^[\w-]+$", r)) for r in req["run_ids"]]  # 1.0.2 fsm.py's check in start()
-    json.dump({"cases": out, "names": names, "run_ids": run_ids}, sys.stdout)
+    levels = [log_level_from_levelno(n).name for n in range(61)]
+    json.dump({"cases": out, "names": names, "run_ids": run_ids, "levels": levels}, sys.stdout)
 
 
 main()

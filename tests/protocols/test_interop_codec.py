@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,10 +25,11 @@ pytestmark = pytest.mark.interop
 SCRIPT = Path(__file__).with_name("oracle_codec.py")
 
 # 1.0.2 decodes CSCP/CMDP/CDTP times as datetime (µs, years 1..9999): keep the values it can represent.
-us_times = st.integers(0, 2**34 - 1).flatmap(
+# Negative and ts96 times are covered too: 1.0.2 turns them into datetimes just the same.
+us_times = st.integers(-62135596800, 253402300799).flatmap(
     lambda sec: st.integers(0, 999_999).map(lambda us: sec * 10**9 + us * 1000)
 )
-us_timestamps = us_times.map(lambda ns: __import__("msgpack").Timestamp.from_unix_nano(ns))
+us_timestamps = us_times.map(msgpack.Timestamp.from_unix_nano)
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -149,6 +151,10 @@ def test_captures_and_name_rules_agree_with_1_0_2(cdaq_python: Path) -> None:
         return True
 
     assert [ok(r) or r.endswith("\n") for r in RUN_IDS] == result["run_ids"]
+    # Python level -> wire level: identical from 5 up; below 5 1.0.2 says CRITICAL, we say TRACE
+    ours_levels = [cmdp.Level.from_python_level(n).name for n in range(61)]
+    assert ours_levels[5:] == result["levels"][5:]
+    assert result["levels"][:5] == ["CRITICAL"] * 5
 
 
 @settings(max_examples=3, deadline=None, database=None, suppress_health_check=list(HealthCheck))
