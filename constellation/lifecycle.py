@@ -45,6 +45,15 @@ def _text(value: Any, default: str) -> str:
     return value if isinstance(value, str) else default
 
 
+class _Abandoned(Exception):
+    """A transition step noticed that a failure overtook it."""
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 @dataclass(frozen=True, slots=True)
 class _Job:
     event: Event
@@ -62,6 +71,8 @@ class TransitionRunner:
         self._stop: StopToken | None = None
         self._run_task: asyncio.Task[str] | None = None
         self._pending_interrupt: str | None = None
+        self._abandon = asyncio.Event()
+        self._failure_queued = False
 
     # -- called from the command task / peer monitor (event loop) -----------------------------------
 
@@ -79,10 +90,14 @@ class TransitionRunner:
     def fail(self, status: str) -> None:
         """Go to ERROR now, stop the run, and run `do_failure` on the worker."""
         self._epoch += 1
+        self._abandon.set()  # a transition still waiting for its hook gives up now
+        self._abandon = asyncio.Event()
         if self._stop is not None:
             self._stop.set()
         self._fsm.enter(State.ERROR, status)
-        self._jobs.put_nowait(_Job(Event.FAILURE, None, self._epoch))
+        if not self._failure_queued:  # one pending do_failure is enough
+            self._failure_queued = True
+            self._jobs.put_nowait(_Job(Event.FAILURE, None, self._epoch))
 
     def interrupt(self, reason: str) -> bool:
         """Interrupt from ORBIT/RUN; in a transitional state it is deferred until the state is steady."""
@@ -110,12 +125,27 @@ class TransitionRunner:
 
     async def _execute(self, job: _Job) -> None:
         if job.event is Event.FAILURE:
+            self._failure_queued = False
             await self._do_failure()
             return
         if job.epoch != self._epoch:
             return
+        step = asyncio.ensure_future(self._steps[job.event](self, job.payload, job.epoch))
+        abandon = asyncio.ensure_future(self._abandon.wait())
         try:
-            status = await self._steps[job.event](self, job.payload)
+            await asyncio.wait({step, abandon}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            abandon.cancel()
+        if not step.done():
+            # Overtaken by a failure while the hook still runs (its thread cannot be killed): the
+            # worker moves on so that `initialize` can leave ERROR; the late result is ignored.
+            self._log.warning("Transition %s abandoned: its hook is still running", job.event.value)
+            step.add_done_callback(_consume)
+            return
+        try:
+            status = step.result()
+        except _Abandoned:
+            return
         except Exception as exc:
             if job.epoch == self._epoch:
                 msg = f"{type(exc).__name__} in _wrap_{job.event.value}: {exc}"
@@ -146,11 +176,17 @@ class TransitionRunner:
         async with asyncio.timeout(timeout):
             return await asyncio.shield(task)
 
-    async def _initialize(self, config: Configuration) -> str:
+    def _guard(self, epoch: int) -> None:
+        if epoch != self._epoch:
+            raise _Abandoned
+
+    async def _initialize(self, config: Configuration, epoch: int) -> str:
         await self._await_run(timeout=2.0)
+        self._guard(epoch)
         sat = self._sat
         sat._apply_framework(config)
         status = _text(await sat._call(sat.do_initializing, config), "Initialized")
+        self._guard(epoch)
         unused = config.remove_unused()
         if unused:
             sat.log.warning("%d keys of the configuration were not used: %s", len(unused), unused)
@@ -159,26 +195,28 @@ class TransitionRunner:
         sat.log.info("Configuration: %s", config.user_items())
         return status
 
-    async def _launch(self, _: Any) -> str:
+    async def _launch(self, _: Any, epoch: int) -> str:
         return _text(await self._sat._call(self._sat.do_launching), "Launched")
 
-    async def _land(self, _: Any) -> str:
+    async def _land(self, _: Any, epoch: int) -> str:
         return _text(await self._sat._call(self._sat.do_landing), "Landed")
 
-    async def _reconfigure(self, partial: Configuration) -> str:
+    async def _reconfigure(self, partial: Configuration, epoch: int) -> str:
         sat = self._sat
         status = _text(await sat._call(sat.do_reconfigure, partial), "Reconfigured")
+        self._guard(epoch)
         unused = partial.remove_unused()
         if unused:
             raise RuntimeError(f"{len(unused)} keys of the configuration were not used: {unused}")
         sat._config.update_from(partial)
         return status
 
-    async def _start(self, run_id: str) -> None:
+    async def _start(self, run_id: str, epoch: int) -> None:
         sat = self._sat
         sat._begin_run(run_id)
         sat.log.info("Starting run '%s'", run_id)
         status = _text(await sat._call(sat.do_starting, run_id), "")
+        self._guard(epoch)
         sat.stat("RUN_ID", run_id)
         self._stop = StopToken()
         self._fsm.enter(State.RUN, status)
@@ -200,11 +238,11 @@ class TransitionRunner:
             self._fsm.set_status(result or "Transition completed!")
         return result
 
-    async def _stop_run(self, _: Any) -> str:
+    async def _stop_run(self, _: Any, epoch: int) -> str:
         res_run = await self._await_run()
         return f"{res_run}; {_text(await self._sat._call(self._sat.do_stopping), 'Stopped')}"
 
-    async def _interrupt(self, _: Any) -> str:
+    async def _interrupt(self, _: Any, epoch: int) -> str:
         res_run = await self._await_run()
         return f"{res_run}; {_text(await self._sat._call(self._sat.do_interrupting), 'Interrupted')}"
 
@@ -216,7 +254,10 @@ class TransitionRunner:
         except Exception:
             pass
         try:
-            await self._sat._call(self._sat.do_failure)
+            async with asyncio.timeout(5.0):
+                await self._sat._call(self._sat.do_failure)
+        except TimeoutError:
+            self._log.critical("do_failure did not return within 5 s, continuing.")
         except Exception:
             self._log.critical("Exception caught during failure handling", exc_info=True)
 

@@ -253,3 +253,17 @@ async def test_async_do_run_stops_on_token(make_satellite, client) -> None:
     await drive(cl, "start", "a", "RUN")
     await drive(cl, "stop", None, "ORBIT")
     assert (await cl("get_status")).verb == "waited True; Stopped"
+
+
+async def test_initialize_leaves_error_even_if_a_hook_is_stuck(make_satellite, client) -> None:
+    sat = await make_satellite(Hooks)
+    cl = client(sat)
+    await drive(cl, "initialize", {"block_in": "launching"}, "INIT")
+    await drive(cl, "launch", None, "launching")
+    await drive(cl, "_failure", None, "ERROR")
+    await drive(cl, "initialize", {}, "INIT")  # the launching hook is still blocked in its thread
+    assert sat.calls.count("initializing") == 2
+    sat.gate.set()  # its late return must not complete the abandoned launch
+    await eventually(lambda: sat._executor._work_queue.empty() and sat.calls.count("failure") == 1)
+    await drive(cl, "launch", None, "ORBIT")
+    assert (await cl("get_status")).verb == "Launched"
