@@ -237,3 +237,52 @@ async def test_api_errors(make: MakeFn, group: str) -> None:
     bad, _ = make(group, "Ctl.bad", interfaces=["nosuchif0"])
     with pytest.raises(UnknownInterface, match="nosuchif0"):
         await bad.start()
+
+
+async def test_no_threads_and_nothing_left_behind(make: MakeFn, group: str) -> None:
+    import threading
+
+    before = set(threading.enumerate())
+    disc, _ = make(group, "Ctl.threads", backends=BOTH)
+    disc.offer(ServiceId.CONTROL, 4900)
+    await disc.start()
+    assert set(threading.enumerate()) == before  # everything runs on this event loop
+    await disc.aclose()
+    await asyncio.sleep(0)
+    names = {t.get_name() for t in asyncio.all_tasks()}
+    assert not any(n.startswith("discovery-") for n in names), names
+
+
+async def test_thousands_of_random_and_mutated_datagrams(make: MakeFn, group: str, chirp_sender) -> None:
+    import random
+
+    rng = random.Random(1234)
+    listener, rec = make(group, "Ctl.bulk", backends=("chirp",))
+    listener.offer(ServiceId.HEARTBEAT, 4950)
+    await listener.start()
+    gid = wire.group_id(group)
+    good = wire.encode(Beacon(MessageType.OFFER, gid, wire.host_id("Q.q"), ServiceId.CONTROL, 4951))
+    malformed = 0
+    for i in range(3000):
+        if i % 2:
+            data = bytes(rng.getrandbits(8) for _ in range(rng.choice((0, 1, 6, 41, 42, 43, 200))))
+        else:  # mutate one header byte of a valid beacon of our group: magic, version, type or service
+            data = bytearray(good)
+            pos = rng.choice((0, 4, 5, 6, 39))
+            data[pos] = rng.choice([b for b in range(256) if b != good[pos]])
+            data = bytes(data)
+        try:
+            wire.decode(data)
+        except ValueError:
+            malformed += 1
+        chirp_sender(data)
+        if i % 100 == 99:  # stay within the socket's receive buffer: wait until it has caught up
+            await eventually(lambda n=i + 1: listener.counters.get("chirp.received", 0) >= n, timeout=5)
+    assert listener.counters["chirp.malformed"] >= malformed
+    sat, _ = make(group, "Sputnik.Bulk", backends=("chirp",))
+    sat.offer(ServiceId.CONTROL, 4952)
+    sat.request(ServiceId.HEARTBEAT)
+    await sat.start()
+    await eventually(lambda: rec.first_appear(named("Sputnik.Bulk")))
+    # it still answers REQUESTs: the new node's HEARTBEAT request is answered with our offer
+    await eventually(lambda: sat.services(ServiceId.HEARTBEAT))
