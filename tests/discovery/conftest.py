@@ -7,13 +7,11 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
 from constellation.discovery import Discovery, Service
 from protocols import chirp as wire
-from tests.harness import OracleUnavailable, oracle_python
 
 
 @dataclass
@@ -69,16 +67,3 @@ def chirp_sender() -> Iterator[Callable[[bytes], None]]:
 
     yield send
     sock.close()
-
-
-@pytest.fixture(scope="session")
-def cdaq() -> Path:
-    """Python of a ConstellationDAQ 1.0.2 environment: the suite's oracle, else the reading copy."""
-    try:
-        return oracle_python()
-    except OracleUnavailable as exc:
-        fallback = Path("/tmp/cdaq/bin/python")
-        if fallback.exists():
-            return fallback
-        pytest.skip(str(exc))
-        raise

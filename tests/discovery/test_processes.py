@@ -103,11 +103,11 @@ async def test_across_virtual_hosts(
 
 @pytest.mark.interop
 async def test_sees_real_102_satellite_and_its_depart(
-    make: MakeFn, spawn: Callable[..., Proc], group: str, cdaq: Path
+    make: MakeFn, spawn: Callable[..., Proc], group: str, cdaq_python: Path
 ) -> None:
     listener, rec = make(group, "Ctl.interop", backends=("chirp",))
     await listener.start()
-    mariner = str(cdaq.with_name("SatelliteMariner"))
+    mariner = str(cdaq_python.with_name("SatelliteMariner"))
     sat = await asyncio.to_thread(spawn, mariner, "-g", group, "-n", "One", "-i", "lo", timeout=30)
     services = {ServiceId.CONTROL, ServiceId.HEARTBEAT, ServiceId.MONITORING}
     hid = wire.host_id("Mariner.One")
@@ -132,7 +132,7 @@ async def test_sees_real_102_satellite_and_its_depart(
 
 @pytest.mark.interop
 async def test_real_102_node_sees_our_offers_and_departs(
-    make: MakeFn, spawn: Callable[..., Proc], group: str, cdaq: Path
+    make: MakeFn, spawn: Callable[..., Proc], group: str, cdaq_python: Path
 ) -> None:
     ours, _ = make(group.upper(), "Sputnik.Ours", backends=("chirp",))
     ours.offer(ServiceId.CONTROL, 5300)
@@ -142,7 +142,7 @@ async def test_real_102_node_sees_our_offers_and_departs(
     # the 1.0.2 node REQUESTs CONTROL at start: only our answer can tell it about us
     node = await asyncio.to_thread(
         spawn,
-        str(cdaq),
+        str(cdaq_python),
         str(HERE / "cdaq_listener.py"),
         group,
         "Listener.x",
