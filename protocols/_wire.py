@@ -123,7 +123,7 @@ class Reader:
             self.fail(field, "nested too deeply")
         except Exception as exc:  # msgpack raises ValueError, TypeError, UnicodeDecodeError, ...
             self.fail(field, f"malformed msgpack ({type(exc).__name__}: {exc})")
-        if check and value is not None and not isinstance(value, _LEAVES):
+        if check and type(value) not in _SCALARS:
             check_value(value, lambda msg: self.fail(field, msg))
         return value
 
@@ -155,9 +155,11 @@ class Reader:
         return value
 
     def timestamp_ns(self, field: str = "time") -> int:
-        value = self.any(field)
-        if not isinstance(value, msgpack.Timestamp):
+        value = self.any(field, check=False)
+        if type(value) is not msgpack.Timestamp:
             self.fail(field, f"expected msgpack Timestamp (ext -1), got {_tname(value)}")
+        if not TS_MIN_S <= value.seconds <= TS_MAX_S:
+            self.fail(field, f"Timestamp {value.seconds} s is outside years 1..9999")
         return int(value.to_unix_nano())
 
     def tags(self, field: str = "tags") -> dict[str, Any]:
@@ -267,9 +269,21 @@ def check_value(value: object, fail: Any) -> None:
     Allowed: nil, bool, int, float, str, bin, Timestamp in years 1..9999, aware `datetime` (encoding
     only), arrays and maps with str or bin keys. Iterative, so deep nesting cannot overflow the stack.
     """
-    stack = [value]
+    stack: list[Any] = [value]
+    pop, extend = stack.pop, stack.extend
     while stack:
-        v = stack.pop()
+        v = pop()
+        t = type(v)
+        # fast paths for exactly what msgpack decodes to
+        if t in _SCALARS:
+            continue
+        if t is list:
+            extend(v)
+            continue
+        if t is dict and all(type(k) is str for k in v):
+            extend(v.values())
+            continue
+        # general cases (subclasses, encoder-side types)
         if v is None or isinstance(v, _LEAVES):
             continue
         if isinstance(v, msgpack.Timestamp):

@@ -53,6 +53,7 @@ def eor(sender: str, user_tags: Mapping[str, Any], run_metadata: Mapping[str, An
 
 
 _UINT64_MAX = 2**64 - 1
+_MAX_TYPE = max(CDTPType)
 
 
 def _check_shape(mtype: CDTPType, count: int, fail: Callable[[str], Any]) -> None:
@@ -101,7 +102,7 @@ def decode(data: bytes) -> DataMessage:
     r = _wire.Reader(frame, "CDTP")
     r.protocol(_wire.CDTP2)
     sender = r.sender()
-    mtype = CDTPType(r.uint("type", max(CDTPType)))
+    mtype = CDTPType(r.uint("type", _MAX_TYPE))
     raw = r.any("records", check=False)  # validated record by record below
     r.end()
     if type(raw) is not list:

@@ -50,6 +50,9 @@ class VerbType(IntEnum):
     ERROR = 6
 
 
+_MAX_VERB_TYPE = max(VerbType)
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One CSCP1 request or reply. `payload=None` means no payload frame."""
@@ -97,7 +100,7 @@ def decode(frames: Sequence[bytes]) -> Message:
     header.end()
 
     verb = _wire.Reader(parts[1], "CSCP verb")
-    code = verb.uint("verb_type", max(VerbType))
+    code = verb.uint("verb_type", _MAX_VERB_TYPE)
     text = verb.string("verb")
     verb.end()
 

@@ -17,7 +17,8 @@ from protocols import DecodeError, EncodeError, cdtp, chirp, chp, cmdp, cscp
 from tests.protocols import captures as cap
 from tests.protocols.strategies import beacons, cmdp_messages, cscp_messages, data_messages, heartbeats
 
-FUZZ = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FEW = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 Codec = tuple[Callable[[Any], Any], Callable[[Any], Any], bool]  # decode, encode, multipart?
 CODECS: dict[str, Codec] = {
@@ -78,7 +79,7 @@ def test_arbitrary_frame_lists(proto: str, frames: list[bytes]) -> None:
     check_decode(proto, frames)
 
 
-@FUZZ
+@FEW
 @given(protos, st.one_of(st.none(), st.integers(), st.text(), st.lists(st.integers(), max_size=3)))
 def test_wrong_python_types(proto: str, value: Any) -> None:
     check_decode(proto, value)
@@ -129,7 +130,7 @@ ENCODED = st.one_of(
 )
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@FEW
 @given(ENCODED, st.data())
 def test_mutated_encodings(case: tuple[str, Any], data: st.DataObject) -> None:
     proto, wire = case
