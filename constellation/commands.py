@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import pydantic
-
 from protocols.states import State
 
 from .errors import WrongArgument
@@ -143,6 +141,8 @@ def _check(param: Param, value: Any) -> Any:
         if not ok:
             raise WrongArgument(f"Parameter '{param.name}' must be {simple}, got {type(value).__name__}")
         return value
+    import pydantic  # only for complex annotations: keeps it out of a plain satellite's start-up
+
     try:
         return pydantic.TypeAdapter(ann).validate_python(value, strict=True)
     except pydantic.ValidationError as exc:

@@ -23,8 +23,6 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import psutil
-
 from protocols import cmdp
 from protocols.states import State
 
@@ -94,10 +92,14 @@ def collect_metrics(cls: type) -> dict[str, MetricSpec]:
 
 
 def cpu_load_avg() -> float:
+    import psutil  # imported on first use: saves start-up time and memory when nobody subscribes
+
     return float(100 * psutil.getloadavg()[0] / (psutil.cpu_count() or 1))
 
 
 def mem_avail() -> float:
+    import psutil
+
     return float(psutil.virtual_memory().available / 1024 / 1024)
 
 

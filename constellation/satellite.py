@@ -240,7 +240,11 @@ class Satellite:
         if self.peers is not None:
             self._tasks.append(asyncio.create_task(self.peers.run(), name=f"{self.name}:peers"))
         if self._backends:
-            await self._start_discovery()
+            try:
+                await self._start_discovery()
+            except Exception as exc:  # DiscoveryError (bad interface, ...) or OSError
+                await self.aclose()
+                raise ServiceError(f"discovery failed to start: {exc}") from exc
         self._ctrl_log.info("Satellite %s, version %s ready to launch!", self.name, self.version)
 
     async def _start_discovery(self) -> None:

@@ -81,7 +81,7 @@ def test_bad_flag_and_missing_group_print_usage() -> None:
     assert "--group is required" in res.stderr
     res = run("Sputnik", "-n", "x", "-g", "g", "--cmd-port", "99999", *LOCAL)
     assert res.returncode == 2
-    assert "cmd_port" in res.stderr
+    assert "cmd-port must be in 0..65535" in res.stderr
     res = run("Sputnik", "-n", "x", "-g", "g", "--discovery", "carrier-pigeon")
     assert res.returncode == 2
     assert "unknown discovery backend" in res.stderr
