@@ -1,0 +1,182 @@
+"""PeerMonitor in-process on loopback: hostile input, the table bound, replacement, the public API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import msgpack
+import pytest
+import zmq
+import zmq.asyncio
+
+import constellation.peers as peers
+from constellation.peers import EventKind, MonitorSettings, PeerMonitor, PeerMonitorClosed
+from protocols import Role, State, chp
+from tests.harness import eventually
+from tests.peers.conftest import Events
+
+
+@pytest.fixture
+async def ctx() -> AsyncIterator[zmq.asyncio.Context]:
+    c = zmq.asyncio.Context()
+    yield c
+    c.destroy(linger=0)
+
+
+async def _xpub(ctx: zmq.asyncio.Context) -> tuple[zmq.asyncio.Socket, str]:
+    sock = ctx.socket(zmq.XPUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    return sock, f"tcp://127.0.0.1:{port}"
+
+
+def _beat(name: str, state: State = State.ORBIT, interval: int = 5000) -> list[bytes]:
+    return chp.encode(chp.Heartbeat(name, state, Role.ESSENTIAL.flags, interval))
+
+
+HOSTILE: list[list[bytes]] = [
+    [b""],
+    [b"\xff\xfe garbage"],
+    [b"CHP\x01"],
+    [*_beat("Sat.A"), b"status", b"one frame too many"],
+    [msgpack.packb("CHP\x01") + msgpack.packb("Sat.A") + msgpack.packb(12345) + b"\x20\x06\xcd\x13\x88"],
+    [msgpack.packb("CHP\x01") + msgpack.packb("Sat.A") + _beat("Sat.A")[0][12:]],  # truncated
+    [msgpack.packb("CMDP\x01") + _beat("Sat.A")[0][5:]],  # wrong protocol
+    [_beat("Sat.A")[0][:-5] + b"\x77\x07\xcd\x13\x88"],  # state code 0x77 not in the table
+    [_beat("Sat.A")[0], b"\xff\xfe not utf-8"],
+]
+
+
+async def test_malformed_heartbeats_are_dropped_and_counted(ctx) -> None:
+    events = Events()
+    pub, endpoint = await _xpub(ctx)
+    async with PeerMonitor("Sat.Me", on_event=events) as monitor:
+        monitor.watch(endpoint, name="Sat.A")
+        assert await pub.recv_multipart() == [b"\x01"]  # subscribed with the empty topic
+        for frames in HOSTILE:
+            await pub.send_multipart(frames)
+        await pub.send_multipart(_beat("Sat.A"))
+        await eventually(lambda: monitor.state_of("Sat.A") is State.ORBIT, timeout=3)
+        assert monitor.counters["malformed"] == len(HOSTILE)
+        assert monitor.counters["heartbeats"] == 1
+        assert [e.kind for e in events.seen] == [EventKind.STATE_CHANGED]
+        # and it keeps tracking
+        await pub.send_multipart(_beat("Sat.A", State.ERROR))
+        await events.first("Sat.A", EventKind.ERROR_STATE, timeout=3)
+    pub.close(0)
+
+
+async def test_table_is_bounded(ctx) -> None:
+    settings = MonitorSettings(max_peers=2)
+    async with PeerMonitor("Sat.Me", settings=settings) as monitor:
+        for i in range(4):
+            monitor.watch(f"tcp://127.0.0.1:{1000 + i}", name=f"Sat.P{i}")
+        assert len(monitor.peers()) == 2
+        assert monitor.counters["dropped_full"] == 2
+        assert monitor.state_of("Sat.P3") is None
+
+
+async def test_lost_peers_are_evicted_first_when_full(ctx) -> None:
+    settings = MonitorSettings(max_peers=1, disconnect_grace_s=0.05)
+    pub, endpoint = await _xpub(ctx)
+    events = Events()
+    async with PeerMonitor("Sat.Me", settings=settings, on_event=events) as monitor:
+        monitor.watch(endpoint, name="Sat.A")
+        await pub.recv_multipart()
+        await pub.send_multipart(_beat("Sat.A"))
+        await eventually(lambda: monitor.state_of("Sat.A") is State.ORBIT, timeout=3)
+        pub.close(0)
+        await events.first("Sat.A", EventKind.LOST, timeout=3)
+        monitor.watch("tcp://127.0.0.1:1", name="Sat.B")
+        assert [p.name for p in monitor.peers()] == ["Sat.B"]
+        assert monitor.counters["evicted_lost"] == 1
+
+
+async def test_own_name_is_never_watched_and_names_are_case_insensitive(ctx) -> None:
+    async with PeerMonitor("Sat.Me") as monitor:
+        monitor.watch("tcp://127.0.0.1:1", name="sat.me")
+        assert monitor.peers() == []
+        monitor.watch("tcp://127.0.0.1:2", name="Sat.Other")
+        assert monitor.state_of("SAT.OTHER") is State.DEAD  # watched, not heard from yet
+        assert monitor.peer("sat.other").endpoint == "tcp://127.0.0.1:2"
+        with pytest.raises(ValueError):
+            monitor.watch("tcp://127.0.0.1:3")
+
+
+async def test_replacement_closes_the_old_subscription_without_loss(ctx) -> None:
+    settings = MonitorSettings(disconnect_grace_s=0.05)
+    events = Events()
+    old, old_ep = await _xpub(ctx)
+    new, new_ep = await _xpub(ctx)
+    async with PeerMonitor("Sat.Me", settings=settings, on_event=events) as monitor:
+        monitor.watch(old_ep, name="Sat.A")
+        await old.recv_multipart()
+        await old.send_multipart(_beat("Sat.A"))
+        await eventually(lambda: monitor.state_of("Sat.A") is State.ORBIT, timeout=3)
+        monitor.watch(new_ep, name="Sat.A")
+        assert (await old.recv_multipart()) == [b"\x00"]  # the old subscription went away
+        old.close(0)
+        assert await new.recv_multipart() == [b"\x01"]
+        await new.send_multipart(_beat("Sat.A", State.RUN))
+        await eventually(lambda: monitor.state_of("Sat.A") is State.RUN, timeout=3)
+        kinds = [e.kind for e in events.seen]
+        assert kinds == [EventKind.STATE_CHANGED, EventKind.REPLACED, EventKind.STATE_CHANGED], events.seen
+    new.close(0)
+
+
+async def test_a_failing_listener_does_not_stop_the_others(ctx) -> None:
+    events = Events()
+    pub, endpoint = await _xpub(ctx)
+
+    def broken(event: object) -> None:
+        raise RuntimeError("listener bug")
+
+    async with PeerMonitor("Sat.Me", on_event=broken) as monitor:
+        monitor.add_listener(events)
+        monitor.watch(endpoint, name="Sat.A")
+        await pub.recv_multipart()
+        await pub.send_multipart(_beat("Sat.A"))
+        await events.first("Sat.A", EventKind.STATE_CHANGED, timeout=3)
+        assert monitor.counters["listener_errors"] == 1
+    pub.close(0)
+
+
+async def test_lifecycle_errors_and_idempotent_close() -> None:
+    monitor = PeerMonitor("Sat.Me")
+    with pytest.raises(PeerMonitorClosed):
+        monitor.watch("tcp://127.0.0.1:1", name="Sat.A")
+    await monitor.start()
+    with pytest.raises(PeerMonitorClosed):
+        await monitor.start()
+    monitor.watch("tcp://127.0.0.1:1", name="Sat.A")
+    await monitor.aclose()
+    await monitor.aclose()
+    assert monitor.peers() == []
+    with pytest.raises(PeerMonitorClosed):
+        monitor.watch("tcp://127.0.0.1:1", name="Sat.A")
+
+
+async def test_changed_wakes_waiters(ctx) -> None:
+    pub, endpoint = await _xpub(ctx)
+    async with PeerMonitor("Sat.Me") as monitor:
+        waiter = asyncio.ensure_future(monitor.changed())
+        await asyncio.sleep(0)
+        monitor.watch(endpoint, name="Sat.A")
+        await asyncio.wait_for(waiter, 1)
+    pub.close(0)
+
+
+def test_exported_members() -> None:
+    assert len(peers.__all__) == len(set(peers.__all__))
+    missing = [n for n in peers.__all__ if not hasattr(peers, n)]
+    assert not missing
+    for name in (
+        "PeerMonitor",
+        "PeerEvent",
+        "EventKind",
+        "Reactions",
+        "parse_conditions",
+        "wait_for_conditions",
+    ):
+        assert name in peers.__all__
