@@ -34,6 +34,7 @@ class Sat:
     cmd: int
     hb: int
     mon: int
+    group: str = ""
 
 
 def start_sputnik(
@@ -44,7 +45,7 @@ def start_sputnik(
         SATELLITE_RUN, "Sputnik", "-n", name, "-g", group, "-i", "lo", *extra, ready=READY, timeout=timeout
     )
     m = proc.ready  # type: ignore[attr-defined]
-    return Sat(proc, m["name"], int(m["cmd"]), int(m["hb"]), int(m["mon"]))
+    return Sat(proc, m["name"], int(m["cmd"]), int(m["hb"]), int(m["mon"]), group)
 
 
 class Client:
