@@ -115,3 +115,22 @@ async def test_role_is_rederived_on_every_initialize(make_satellite, client) -> 
     await cl("initialize", {"_autonomy": {"role": "NONE"}, "_role": "NONE"})
     await wait_state(cl, "ERROR")
     assert "given twice" in (await cl("get_status")).verb
+
+
+async def test_garbage_on_the_heartbeat_socket_is_ignored(make_satellite, client, zctx) -> None:
+    import zmq
+
+    sat = await make_satellite()
+    xsub = zctx.socket(zmq.XSUB)
+    xsub.setsockopt(zmq.LINGER, 0)
+    xsub.connect(f"tcp://127.0.0.1:{sat.ports['hb']}")
+    for junk in ([b"\x07junk"], [b""], [b"\x00"], [b"\x00"], [b"\x02", b"x"], [b"\xff" * 500]):
+        await xsub.send_multipart(junk)
+    sub = HeartbeatSub(zctx, sat.ports["hb"])
+    hb = await sub.next()
+    assert hb.state is State.NEW
+    # the two stray unsubscriptions did not go below zero; the count is taken before each beat
+    await eventually(lambda: sat._hb.subscribers == 1)
+    await sub.next()
+    assert sat._hb.subscribers == 1
+    assert (await client(sat)("get_state")).verb == "NEW"
