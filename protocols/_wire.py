@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import msgpack
 
-from .errors import DecodeError, EncodeError, InvalidName
+from .errors import DecodeError, EncodeError, InvalidName, _clip
 from .names import validate_canonical_name
 
 # The CHP/CSCP/CMDP/CDTP protocol identifiers (msgpack str, version byte last).
@@ -28,13 +28,21 @@ _LEAVES = (bool, int, float, str, bytes)
 _SCALARS = frozenset({bool, int, float, str, bytes, type(None)})
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
+def _check_short_canonical(name: str) -> None:
+    validate_canonical_name(name)
+
+
 def _check_canonical(name: str) -> None:
     """validate_canonical_name, cached for the few sender names a process sees.
 
-    Bounded; a name that raises InvalidName is never cached.
+    The cache is bounded in entries and entry size (long names are checked uncached); a name that
+    raises InvalidName is never cached.
     """
-    validate_canonical_name(name)
+    if len(name) <= 128:
+        _check_short_canonical(name)
+    else:
+        validate_canonical_name(name)
 
 
 def now_ns() -> int:
@@ -136,7 +144,7 @@ class Reader:
     def protocol(self, expected: str) -> None:
         value = self.string("protocol")
         if value != expected:
-            self.fail("protocol", f"expected {expected!r}, got {value!r}")
+            self.fail("protocol", f"expected {expected!r}, got {_clip(value)}")
 
     def sender(self) -> str:
         value = self.string("sender")

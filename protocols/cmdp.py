@@ -17,7 +17,7 @@ from enum import IntEnum
 from typing import Any, Literal
 
 from . import _wire
-from .errors import DecodeError, EncodeError
+from .errors import DecodeError, EncodeError, _clip
 
 __all__ = [
     "Level",
@@ -163,9 +163,9 @@ def decode(frames: Sequence[bytes]) -> LogMessage | Metric | Notification:
         level_name, sep, log_topic_ = topic[4:].partition("/")
         level = Level.__members__.get(level_name)
         if level is None:
-            raise DecodeError(f"CMDP topic: unknown log level {level_name!r}")
+            raise DecodeError(f"CMDP topic: unknown log level {_clip(level_name)}")
         if sep and not log_topic_:
-            raise DecodeError(f"CMDP topic: empty log topic after {topic!r}")
+            raise DecodeError(f"CMDP topic: empty log topic after {_clip(topic)}")
         text = _wire.utf8(parts[2], "CMDP log text")
         return LogMessage(sender, level, log_topic_, text, tags, time_ns)
     if topic.startswith("STAT/"):
@@ -185,8 +185,8 @@ def decode(frames: Sequence[bytes]) -> LogMessage | Metric | Notification:
         topics = body.tags("topics")
         for key, desc in topics.items():
             if type(desc) is not str:
-                body.fail("topics", f"description of {key!r} must be str, got {type(desc).__name__}")
+                body.fail("topics", f"description of {_clip(key)} must be str, got {type(desc).__name__}")
         body.end()
         kind: Literal["LOG", "STAT"] = "LOG" if topic == "LOG?" else "STAT"
         return Notification(sender, kind, topics, tags, time_ns)
-    raise DecodeError(f"CMDP topic: {topic!r} is neither LOG/, STAT/, LOG? nor STAT?")
+    raise DecodeError(f"CMDP topic: {_clip(topic)} is neither LOG/, STAT/, LOG? nor STAT?")

@@ -27,3 +27,9 @@ class EncodeError(ProtocolError, ValueError):
 
 class InvalidName(ProtocolError, ValueError):
     """A canonical name, name part or run id that breaks the naming rules."""
+
+
+def _clip(value: object, limit: int = 64) -> str:
+    """repr() of a peer-supplied value for an error message, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...({len(text)} chars)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import InvalidName
+from .errors import InvalidName, _clip
 
 __all__ = [
     "canonical_name",
@@ -30,7 +30,8 @@ def validate_name_part(s: str) -> str:
         raise InvalidName(f"name part must be a str, got {type(s).__name__}")
     if _PART.fullmatch(s) is None:
         raise InvalidName(
-            f"invalid name part {s!r}: must be non-empty and contain only letters, digits and '_' (^\\w+$)"
+            f"invalid name part {_clip(s)}: must be non-empty and contain only "
+            "letters, digits and '_' (^\\w+$)"
         )
     return s
 
@@ -41,11 +42,11 @@ def split_canonical_name(s: str) -> tuple[str, str]:
         raise InvalidName(f"canonical name must be a str, got {type(s).__name__}")
     parts = s.split(".")
     if len(parts) != 2:
-        raise InvalidName(f"invalid canonical name {s!r}: must be 'Type.Name' with exactly one '.'")
+        raise InvalidName(f"invalid canonical name {_clip(s)}: must be 'Type.Name' with exactly one '.'")
     try:
         return validate_name_part(parts[0]), validate_name_part(parts[1])
     except InvalidName as exc:
-        raise InvalidName(f"invalid canonical name {s!r}: {exc}") from None
+        raise InvalidName(f"invalid canonical name {_clip(s)}: {exc}") from None
 
 
 def validate_canonical_name(s: str) -> str:
@@ -74,6 +75,6 @@ def validate_run_id(s: str) -> str:
         raise InvalidName(f"run id must be a str, got {type(s).__name__}")
     if _RUN_ID.fullmatch(s) is None:
         raise InvalidName(
-            f"invalid run id {s!r}: must be non-empty and contain only letters, digits, '_' and '-'"
+            f"invalid run id {_clip(s)}: must be non-empty and contain only letters, digits, '_' and '-'"
         )
     return s
