@@ -108,3 +108,24 @@ def test_other_codecs_share_the_rules() -> None:
         cdtp.encode(cdtp.DataMessage(SAT, cdtp.CDTPType.DATA, (cdtp.DataRecord(1, {"t": object()}),)))
     with pytest.raises(EncodeError):
         chp.encode(chp.Heartbeat(SAT, State.RUN, HeartbeatFlags.NONE, 500, None, -(10**20) * 10**9))
+
+
+def test_decoders_take_any_bytes_like_frames() -> None:
+    msg = cscp.request(SAT, "start", "run_1")
+    frames = cscp.encode(msg)
+    assert cscp.decode([memoryview(f) for f in frames]) == msg
+    assert cscp.decode(tuple(bytearray(f) for f in frames)) == msg
+    hb = chp.Heartbeat(SAT, State.RUN, HeartbeatFlags.NONE, 500, "ok", 10**18)
+    assert chp.decode([memoryview(f) for f in chp.encode(hb)]) == hb
+    rec = cdtp.DataMessage(SAT, cdtp.CDTPType.DATA, (cdtp.DataRecord(1, {}, (b"x",)),))
+    assert cdtp.decode(memoryview(cdtp.encode(rec))) == rec
+    for bad in (b"".join(frames), "text", 5, None, [1, 2]):
+        with pytest.raises(DecodeError):
+            cscp.decode(bad)  # type: ignore[arg-type]
+
+
+def test_error_messages_clip_peer_values() -> None:
+    huge = msgpack.packb("CSCP\x01") + msgpack.packb("x" * 100_000)
+    with pytest.raises(DecodeError) as info:
+        cscp.decode([huge, VERB])
+    assert len(str(info.value)) < 300
