@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import IntEnum
-from typing import Any
+from enum import Enum, IntEnum
+from typing import Any, TypeVar
 
 from . import _wire
-from .errors import EncodeError
+from .errors import EncodeError, _clip
 from .states import Role, State
 
 __all__ = [
@@ -51,6 +51,7 @@ class VerbType(IntEnum):
 
 
 _MAX_VERB_TYPE = max(VerbType)
+_E = TypeVar("_E", bound=Enum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +126,10 @@ def reply(
     tags: Mapping[str, Any] | None = None,
 ) -> Message:
     """A reply of any type. Raises EncodeError if `verb_type` is REQUEST."""
-    if VerbType(verb_type) is VerbType.REQUEST:
+    vt = _member(VerbType, verb_type)
+    if vt is VerbType.REQUEST:
         raise EncodeError("a reply cannot have verb type REQUEST")
-    return Message(sender, VerbType(verb_type), text, payload, dict(tags or {}))
+    return Message(sender, vt, text, payload, dict(tags or {}))
 
 
 # --- exact shapes of the standard 1.0.2 replies (wire doc §2.2 and §2.3) ---------------------------
@@ -158,7 +160,7 @@ def get_state_reply(sender: str, state: State, last_changed_ns: int) -> Message:
     1.0.2 keeps `last_changed` as a `datetime`, so the time is truncated to microseconds and the ISO
     string is `datetime.isoformat()` of the UTC time (no fraction when the microseconds are 0).
     """
-    state = State(state)
+    state = _member(State, state)
     if state is State.DEAD:
         raise EncodeError("state DEAD is internal and never sent")
     if not isinstance(last_changed_ns, int) or isinstance(last_changed_ns, bool):
@@ -177,7 +179,7 @@ def get_state_reply(sender: str, state: State, last_changed_ns: int) -> Message:
 
 def get_role_reply(sender: str, role: Role) -> Message:
     """`get_role`: text = role name, payload = uint CHP flags (7/6/4/0)."""
-    role = Role(role)
+    role = _member(Role, role)
     return success_reply(sender, role.name, int(role.flags))
 
 
@@ -212,12 +214,20 @@ def unknown_command_reply(sender: str, command: str) -> Message:
 
 def command_not_allowed_reply(sender: str, state: State) -> Message:
     """INVALID "Command not allowed in <STATE> state"."""
-    return reply(sender, VerbType.INVALID, f"Command not allowed in {State(state).wire_name} state")
+    return reply(sender, VerbType.INVALID, f"Command not allowed in {_member(State, state).wire_name} state")
 
 
 def wrong_argument_reply(sender: str, message: str) -> Message:
     """INCOMPLETE "Wrong argument: <msg>" with payload str <msg>."""
     return reply(sender, VerbType.INCOMPLETE, f"Wrong argument: {message}", message)
+
+
+def _member(enum: type[_E], value: object) -> _E:
+    """`enum(value)`, with EncodeError instead of ValueError for a value outside the enum."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise EncodeError(f"{_clip(value)} is not a valid {enum.__name__}") from None
 
 
 def _raise_encode(msg: str) -> Any:

@@ -184,3 +184,15 @@ def test_encode_rejects() -> None:
     for msg in bad:
         with pytest.raises(EncodeError):
             cscp.encode(msg)
+
+
+def test_reply_helpers_reject_values_outside_the_enums() -> None:
+    for make in (
+        lambda: cscp.reply(MARINER, 9, "x"),  # type: ignore[arg-type]
+        lambda: cscp.get_state_reply(MARINER, 0x11, 0),  # type: ignore[arg-type]
+        lambda: cscp.get_role_reply(MARINER, "boss"),  # type: ignore[arg-type]
+        lambda: cscp.command_not_allowed_reply(MARINER, 3),  # type: ignore[arg-type]
+        lambda: cscp.get_state_reply(MARINER, State.NEW, 2**80),
+    ):
+        with pytest.raises(EncodeError):
+            make()
