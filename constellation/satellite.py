@@ -195,6 +195,7 @@ class Satellite:
             hb.setsockopt(zmq.XPUB_VERBOSER, 1)
             mon = self._bind_socket(zmq.XPUB, "mon")
             mon.setsockopt(zmq.XPUB_VERBOSE, 1)
+            mon.setsockopt(zmq.SNDHWM, 100_000)  # a burst to a slow subscriber queues instead of vanishing
         except ServiceError:
             self._ctx.destroy(0)
             raise
