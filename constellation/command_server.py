@@ -15,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import zmq
 import zmq.asyncio
@@ -74,7 +75,8 @@ class CommandServer:
                     recv = asyncio.ensure_future(self._sock.recv_multipart())
                 if out is None:
                     out = asyncio.ensure_future(self._outbox.get())
-                done, _ = await asyncio.wait({recv, out}, return_when=asyncio.FIRST_COMPLETED)
+                pending: set[asyncio.Future[Any]] = {recv, out}
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 if out in done:
                     envelope, outgoing = out.result()
                     out = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from protocols.states import State
 
@@ -54,6 +54,21 @@ class CommandSpec:
     @property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.func)
+
+
+@overload
+def command(func: F) -> F: ...
+
+
+@overload
+def command(
+    *,
+    name: str | None = None,
+    allowed_states: Iterable[State] | None = None,
+    unpack_list: bool = True,
+    validate: bool = True,
+    doc: str | None = None,
+) -> Callable[[F], F]: ...
 
 
 def command(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+
 from protocols import cmdp
 
 __all__ = ["LogEncoder"]

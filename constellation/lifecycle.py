@@ -14,10 +14,10 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from protocols.states import State
 
@@ -28,13 +28,27 @@ from .stop import StopToken
 if TYPE_CHECKING:
     from .satellite import Satellite
 
-__all__ = ["TransitionRunner", "call_hook"]
+__all__ = ["HookResult", "TransitionRunner", "call_hook", "inline_hook"]
+
+
+HookResult = str | None | Awaitable[str | None]
+F = TypeVar("F", bound=Callable[..., Any])
+_INLINE = "_constellation_inline"
+
+
+def inline_hook(fn: F) -> F:
+    """Mark a (non-blocking) hook to be called on the loop instead of in a worker thread."""
+    setattr(fn, _INLINE, True)
+    return fn
 
 
 async def call_hook(fn: Callable[..., Any], *args: Any, executor: Executor | None = None) -> Any:
     """Await an async hook on the loop, or run a sync one in a worker thread of `executor`."""
     if inspect.iscoroutinefunction(fn):
         return await fn(*args)
+    if getattr(fn, _INLINE, False):
+        result = fn(*args)
+        return await result if inspect.isawaitable(result) else result
     result = await asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args))
     if inspect.isawaitable(result):
         result = await result
@@ -203,7 +217,7 @@ class TransitionRunner:
 
     async def _reconfigure(self, partial: Configuration, epoch: int) -> str:
         sat = self._sat
-        status = _text(await sat._call(sat.do_reconfigure, partial), "Reconfigured")
+        status = _text(await sat._call(getattr(sat, "do_reconfigure"), partial), "Reconfigured")  # noqa: B009
         self._guard(epoch)
         unused = partial.remove_unused()
         if unused:

@@ -47,7 +47,7 @@ class MonitoringPublisher:
         self._queue: collections.deque[cmdp.Metric | RawLog] = collections.deque()
         # A synchronous view of the same socket, used only by this publisher's task: XPUB sends never
         # block, and skipping the asyncio future per message doubles the log throughput.
-        self._sync_sock = zmq.Socket.shadow(sock.underlying)
+        self._sync_sock: zmq.Socket[bytes] = zmq.Socket.shadow(sock.underlying)
         self._log_encoder = LogEncoder(name)
         self._queue_size = queue_size
         self._wake = asyncio.Event()
@@ -127,7 +127,8 @@ class MonitoringPublisher:
                     recv = asyncio.ensure_future(self._sock.recv_multipart())
                 if wake is None:
                     wake = asyncio.ensure_future(self._wake.wait())
-                done, _ = await asyncio.wait({recv, wake}, return_when=asyncio.FIRST_COMPLETED)
+                pending: set[asyncio.Future[Any]] = {recv, wake}
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 self._sleeping = False
                 if wake in done:
                     self._wake.clear()

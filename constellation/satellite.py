@@ -35,7 +35,7 @@ from .errors import ServiceError
 from .framework import Conditions, read_autonomy
 from .fsm import Snapshot, StateMachine
 from .heartbeat import HeartbeatPublisher
-from .lifecycle import TransitionRunner, call_hook
+from .lifecycle import HookResult, TransitionRunner, call_hook, inline_hook
 from .metrics import BUILTIN, MetricScheduler, collect_metrics
 from .monitoring import CmdpLogHandler, MonitoringPublisher
 from .peer_events import PeerEvent, PeerEventKind, PeerMonitor
@@ -118,32 +118,49 @@ class Satellite:
 
     # -- author hooks (defaults behave like 1.0.2) ---------------------------------------------------
 
-    async def do_initializing(self, config: Configuration) -> str | None:
+    # Declared as plain functions returning `HookResult`, so a subclass may override each hook with a
+    # sync or an async method. The defaults run inline on the loop (no thread hop).
+
+    @inline_hook
+    def do_initializing(self, config: Configuration) -> HookResult:
         return "Initialized"
 
-    async def do_launching(self) -> str | None:
+    @inline_hook
+    def do_launching(self) -> HookResult:
         return "Launched"
 
-    async def do_landing(self) -> str | None:
+    @inline_hook
+    def do_landing(self) -> HookResult:
         return "Landed"
 
-    async def do_starting(self, run_id: str) -> str | None:
+    @inline_hook
+    def do_starting(self, run_id: str) -> HookResult:
         return "Started"
 
-    async def do_run(self, stop: StopToken) -> str | None:
+    @inline_hook
+    def do_run(self, stop: StopToken) -> HookResult:
+        return self._default_run(stop)
+
+    async def _default_run(self, stop: StopToken) -> str:
         await stop
         return "Finished RUN"
 
-    async def do_stopping(self) -> str | None:
+    @inline_hook
+    def do_stopping(self) -> HookResult:
         return "Stopped"
 
-    async def do_interrupting(self) -> str | None:
+    @inline_hook
+    def do_interrupting(self) -> HookResult:
         """Default: stop, then land (1.0.2)."""
+        return self._default_interrupting()
+
+    async def _default_interrupting(self) -> str:
         await self._call(self.do_stopping)
         await self._call(self.do_landing)
         return "Interrupted"
 
-    async def do_failure(self) -> str | None:
+    @inline_hook
+    def do_failure(self) -> HookResult:
         return "Failed gracefully."
 
     async def _call(self, fn: Any, *args: Any) -> Any:
