@@ -51,6 +51,7 @@ class _Satellite:
         self.state_at = time.monotonic()
         self.state_seq = 0  # bumped on every state change we see
         self.lost = False
+        self.leaving = False  # acknowledged a shutdown command
         self.outdated = False
         self.commands = commands
 
@@ -174,6 +175,10 @@ class Controller:
         if reply.ok and command.lower() in TRANSITION_EVENTS and sat.state_seq == seq:
             sat.outdated = True  # until a heartbeat shows the change (1.0.2's "outdated" flag)
             self._notify()
+        if reply.ok and command.lower() == "shutdown":
+            sat.leaving = True  # it said it leaves: when its connection drops it is gone, DEPART or not
+            if sat.lost:
+                self._spawn(self._forget(sat.host_id, grace=0.0), "forget")
         return reply
 
     async def command_all(
@@ -409,6 +414,10 @@ class Controller:
 
     def _lost(self, sat: _Satellite, why: str) -> None:
         if sat.lost or self._sats.get(sat.host_id) is not sat:
+            return
+        if sat.leaving:
+            log.info("%s left after shutdown (%s)", sat.name, why)
+            self._spawn(self._forget(sat.host_id, grace=0.0), "forget")
             return
         log.warning("%s lost: %s", sat.name, why)
         sat.lost = True

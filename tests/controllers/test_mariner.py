@@ -71,5 +71,5 @@ async def test_controller_drives_a_1_0_2_mariner(make_ctl, mariner) -> None:
 
     shutdown = (await ctl.command("Mariner.One", "shutdown")).raise_for_status()
     assert shutdown.text == "Mariner.One queued for reentry"
-    await ctl.wait_for(lambda: "Mariner.One" not in ctl.satellites, timeout=10)  # removed on DEPART
+    await ctl.wait_for(lambda: "Mariner.One" not in ctl.satellites, timeout=10)  # DEPART or hang-up
     assert proc.wait(10) == 0

@@ -41,7 +41,7 @@ async def test_cycle_two_sputniks_with_custom_command(make_ctl, sputnik) -> None
     assert State.starting in history.of("Sputnik.A")
 
     (await ctl.command_all("shutdown")).raise_for_status()
-    await ctl.wait_for(lambda: not ctl.satellites, timeout=10)  # both DEPARTed
+    await ctl.wait_for(lambda: not ctl.satellites, timeout=10)  # gone: DEPART, or hung up after shutdown
     assert ctl.state is Summary.EMPTY
     assert [p.wait(10) for p in procs] == [0, 0]
 
@@ -98,3 +98,17 @@ async def test_killed_satellite_is_lost_at_once_then_unknown_names_raise(make_ct
 
     with pytest.raises(UnknownSatellite):
         await ctl.command("Sputnik.Nobody", "get_state")
+
+
+async def test_satellite_leaving_by_itself_is_lost_then_removed_on_depart(make_ctl, sputnik) -> None:
+    # CHIRP only: a zeroconf view still resolving when the goodbye comes can outlive it (reported).
+    proc = sputnik("Leaver")
+    sputnik("Stayer")
+    ctl, _ = await make_ctl(backends=["chirp"])
+    await ctl.await_satellites(["Sputnik.Leaver", "Sputnik.Stayer"], timeout=20)
+    await eventually(lambda: ctl.get("Sputnik.Leaver").last_seen is not None, timeout=10)
+    proc.signal(signal.SIGTERM)  # clean exit without our shutdown command: CHIRP DEPART
+    await ctl.wait_for(lambda: "Sputnik.Leaver" not in ctl.satellites, timeout=10)
+    assert proc.wait(10) == 0
+    assert list(ctl.satellites) == ["Sputnik.Stayer"]
+    assert ctl.state is Summary.NEW
