@@ -190,3 +190,29 @@ async def test_zeroconf_departure_on_ttl_expiry_but_not_while_alive(
     assert "CLOSED" not in node.output  # it really died without saying goodbye
     assert listener.counters["zeroconf.expired"] == 1
     assert t_depart - t_kill < 1 + 2 + 1.5 + 0.5  # TTL + check interval + query timeout + slack
+
+
+@pytest.mark.hosts(2)
+@pytest.mark.parametrize("backends", [("chirp",), ("zeroconf",)])
+async def test_node_restricted_to_loopback_is_not_seen_from_other_hosts(
+    spawn: Callable[..., Proc], group: str, backends: tuple[str, ...]
+) -> None:
+    joined = ",".join(backends)
+    watcher = await start(spawn, *NODE, group, "Ctl.host2", "--backends", joined, host=2)
+    await start(
+        spawn,
+        *NODE,
+        group,
+        "Sputnik.LoOnly",
+        "--backends",
+        joined,
+        "--offer",
+        "CONTROL=5500",
+        "-i",
+        "lo",
+        host=1,
+    )
+    await start(spawn, *NODE, group, "Sputnik.Lan", "--backends", joined, "--offer", "CONTROL=5501", host=1)
+    # the LAN node started after the loopback-only one; once host2 sees it, it would have seen both
+    await asyncio.to_thread(watcher.wait_for, r"^APPEAR \S+ CONTROL \S+ tcp://10\.77\.0\.1:5501 ", 5)
+    assert ":5500" not in watcher.output
