@@ -15,17 +15,19 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import ClassVar
 
 from protocols.names import split_canonical_name, validate_name_part
 
 from .errors import ConstellationError, SatelliteTypeError
 from .satellite import Satellite
+from .standard import CNSTLN_VERSION
 
 __all__ = ["Settings", "load_satellite_type", "main", "parse_args"]
 
@@ -92,11 +94,21 @@ def load_satellite_type(name: str) -> type[Satellite]:
     return cls
 
 
+def _version() -> str:
+    try:
+        return version("operator-constellation")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="satellite-run", description="Run one Constellation satellite.")
     p.add_argument("type", metavar="TYPE", help="satellite type (entry point in 'constellation.satellites')")
     p.add_argument(
-        "-n", "--name", required=True, help="NAME (canonical TYPE.NAME) or a canonical 'Type.Name'"
+        "-n",
+        "--name",
+        default=socket.gethostname().replace("-", "_").replace(".", "_"),
+        help="NAME (canonical TYPE.NAME) or a canonical 'Type.Name' (default: the host name)",
     )
     p.add_argument(
         "-g",
@@ -117,6 +129,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mon-port", "--monitoring-port", "--cmdp", type=int, default=0)
     p.add_argument("--bind", default="*", help="address to bind the TCP sockets to (default: all, '*')")
     p.add_argument("-l", "--level", type=str.upper, choices=LEVELS, default="INFO", help="console log level")
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"satellite-run {_version()} (Constellation {CNSTLN_VERSION} wire protocols)",
+    )
     p.add_argument(
         "--discovery",
         default="chirp,zeroconf",
@@ -224,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConstellationError as exc:
         print(f"satellite-run: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # SIGINT before the signal handlers were installed
+        code = 0
     # A hook stuck in a worker thread must not keep the process alive after a clean shutdown.
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.stdout.flush()
