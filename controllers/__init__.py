@@ -18,6 +18,7 @@ from .errors import (
 from .heartbeats import Liveness
 from .link import BadReply, CommandLink
 from .model import Replies, Reply, SatelliteInfo, Summary, summarize
+from .sync import SyncController
 
 __all__ = [
     "BadReply",
@@ -35,6 +36,7 @@ __all__ = [
     "SatelliteInfo",
     "StateTimeout",
     "Summary",
+    "SyncController",
     "UnknownSatellite",
     "summarize",
 ]

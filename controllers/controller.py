@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
@@ -19,58 +18,21 @@ import zmq
 import zmq.asyncio
 
 from constellation.discovery import BACKENDS, Discovery, Service
-from protocols import Role, State, canonical_name
+from protocols import State, canonical_name
 from protocols import chirp as wire
 from protocols.chirp import ServiceId
 from protocols.chp import Heartbeat
 from protocols.cscp import TRANSITION_EVENTS
 
 from .errors import CommandError, ControllerError, SatelliteFailed, StateTimeout, UnknownSatellite
-from .heartbeats import INITIAL_INTERVAL_MS, HeartbeatWatch, Liveness
+from .heartbeats import HeartbeatWatch, Liveness
 from .link import CommandLink
 from .model import Outcome, Replies, Reply, SatelliteInfo, Summary, summarize
+from .record import SatelliteRecord as _Satellite
 
 log = logging.getLogger(__name__)
 
 _FAILED = frozenset({State.ERROR, State.SAFE, State.DEAD})
-
-
-class _Satellite:
-    """Mutable record of one attached satellite (internal; the API hands out SatelliteInfo)."""
-
-    def __init__(self, name: str, host_id: bytes, link: CommandLink, state: State, commands: dict[str, str]):
-        self.name = name
-        self.host_id = host_id
-        self.link = link
-        self.watch: HeartbeatWatch | None = None
-        self.state = state
-        self.role = Role.DYNAMIC  # 1.0.2's assumption until the first heartbeat
-        self.interval_ms = INITIAL_INTERVAL_MS
-        self.status: str | None = None
-        self.last_seen: float | None = None
-        self.state_at = time.monotonic()
-        self.state_seq = 0  # bumped on every state change we see
-        self.lost = False
-        self.leaving = False  # acknowledged a shutdown command
-        self.outdated = False
-        self.commands = commands
-
-    def snapshot(self) -> SatelliteInfo:
-        return SatelliteInfo(
-            name=self.name,
-            host_id=self.host_id,
-            control=self.link.endpoint,
-            heartbeat=self.watch.endpoint if self.watch else None,
-            state=State.DEAD if self.lost else self.state,
-            role=self.role,
-            interval_ms=self.interval_ms,
-            status=self.status,
-            last_seen=self.last_seen,
-            state_at=self.state_at,
-            lost=self.lost,
-            outdated=self.outdated,
-            commands=dict(self.commands),
-        )
 
 
 class Controller:
@@ -394,23 +356,8 @@ class Controller:
     # -- internals: heartbeats ----------------------------------------------------------------------
 
     def _beat(self, sat: _Satellite, hb: Heartbeat) -> None:
-        now = time.monotonic()
-        if hb.sender.lower() != sat.name.lower():
-            log.debug("%s: heartbeat from %r ignored", sat.name, hb.sender)
-            return
-        changed = hb.state is not sat.state or sat.lost
-        sat.last_seen = now
-        sat.lost = False
-        sat.interval_ms = hb.interval_ms
-        sat.role = hb.role
-        if hb.status is not None:
-            sat.status = hb.status
-        if changed:
-            sat.state = hb.state
-            sat.state_at = now
-            sat.state_seq += 1
-            sat.outdated = False
-        self._notify()
+        if sat.apply(hb):
+            self._notify()
 
     def _lost(self, sat: _Satellite, why: str) -> None:
         if sat.lost or self._sats.get(sat.host_id) is not sat:
@@ -420,10 +367,7 @@ class Controller:
             self._spawn(self._forget(sat.host_id, grace=0.0), "forget")
             return
         log.warning("%s lost: %s", sat.name, why)
-        sat.lost = True
-        sat.state_at = time.monotonic()
-        sat.state_seq += 1
-        sat.outdated = False
+        sat.mark_lost()
         self._notify()
 
 
