@@ -11,6 +11,7 @@ A service departs on a goodbye (unregister) and when its records expire (TTL, ``
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 from collections import Counter
@@ -47,6 +48,7 @@ RESOLVE_TIMEOUT_MS = 1500
 EXPIRY_CHECK_S = 2.0  # how often known instances are checked for expired records
 MAX_EVENTS = 1024
 MAX_NAMES = 4096
+MAX_QUERIES = 64  # concurrent resolutions of instances whose records are not cached yet
 
 
 def instance_name(canonical_name: str, group: str) -> str:
@@ -112,6 +114,7 @@ class DnssdBackend:
         self._known: dict[str, tuple[bytes, ServiceId, int]] = {}  # instance fqdn -> what we reported
         self._expired: dict[str, str] = {}  # instance fqdn -> service type, departed by expiry (bounded)
         self._tasks: list[asyncio.Task[None]] = []
+        self._queries: dict[str, asyncio.Task[None]] = {}  # instance fqdn -> resolution in flight
         self._counters: Counter[str] = Counter()
         self._closed = False
 
@@ -155,9 +158,10 @@ class DnssdBackend:
         if self._closed:
             return
         self._closed = True
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._queries.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._browser is not None:
             await self._browser.async_cancel()
         if self._azc is not None:
@@ -217,15 +221,46 @@ class DnssdBackend:
             self._counters["dropped_events"] += 1
 
     async def _resolve_loop(self) -> None:
+        """Handle browser events in order; records not yet in the cache are queried concurrently."""
         while True:
             service_type, name, change = await self._events.get()
             try:
                 if change is ServiceStateChange.Removed:
+                    query = self._queries.pop(name, None)
+                    if query is not None:
+                        query.cancel()
                     self._forget(name)
-                else:
-                    await self._resolve(service_type, name)
+                    continue
+                assert self._azc is not None
+                info = AsyncServiceInfo(service_type, name)
+                if info.load_from_cache(self._azc.zeroconf):
+                    self._accept(service_type, name, info)
+                elif name not in self._queries:
+                    if len(self._queries) >= MAX_QUERIES:
+                        self._counters["dropped_queries"] += 1
+                        continue
+                    task = asyncio.create_task(self._query(service_type, name, info))
+                    self._queries[name] = task
+                    task.add_done_callback(functools.partial(self._query_done, name))
             except Exception:  # never let one record kill the browser
                 log.exception("zeroconf: error while handling %s (%s)", name, change)
+
+    def _query_done(self, name: str, task: asyncio.Task[None]) -> None:
+        if self._queries.get(name) is task:
+            del self._queries[name]
+
+    async def _query(self, service_type: str, name: str, info: AsyncServiceInfo) -> None:
+        assert self._azc is not None
+        try:
+            if await info.async_request(
+                self._azc.zeroconf, RESOLVE_TIMEOUT_MS, question_type=DNSQuestionType.QM
+            ):
+                self._accept(service_type, name, info)
+            else:
+                self._counters["unresolved"] += 1
+                log.debug("zeroconf: could not resolve %s", name)
+        except Exception:
+            log.exception("zeroconf: error while resolving %s", name)
 
     async def _expiry_loop(self) -> None:
         """Depart services whose SRV/TXT/A records expired (killed without goodbyes).
@@ -238,14 +273,16 @@ class DnssdBackend:
         """
         while True:
             await asyncio.sleep(EXPIRY_CHECK_S)
-            for name, (_, service, port) in list(self._known.items()):
-                try:
-                    if await self._still_there(SERVICE_TYPES[service], name):
-                        continue
-                except Exception:
-                    log.exception("zeroconf: error while checking %s", name)
+            known = list(self._known.items())
+            alive = await asyncio.gather(
+                *(self._still_there(SERVICE_TYPES[service], name) for name, (_, service, _) in known),
+                return_exceptions=True,
+            )
+            for (name, (_, service, port)), ok in zip(known, alive, strict=True):
+                if isinstance(ok, BaseException):
+                    log.error("zeroconf: error while checking %s: %r", name, ok)
                     continue
-                if self._known.get(name, (None, None, None))[2] == port:
+                if not ok and self._known.get(name, (None, None, None))[2] == port:
                     log.debug("zeroconf: %s expired", name)
                     self._forget(name)
                     if len(self._expired) < MAX_NAMES:
@@ -272,17 +309,10 @@ class DnssdBackend:
         if known is not None:
             self._sink.gone(ZEROCONF, known[0], known[1], known[2])
 
-    async def _resolve(self, service_type: str, name: str) -> None:
-        assert self._azc is not None
+    def _accept(self, service_type: str, name: str, info: AsyncServiceInfo) -> None:
+        """Report a resolved instance (or forget it, if it is no longer a valid one of our group)."""
         service = _BY_TYPE.get(service_type)
         if service is None:
-            return
-        info = AsyncServiceInfo(service_type, name)
-        if not info.load_from_cache(self._azc.zeroconf) and not await info.async_request(
-            self._azc.zeroconf, RESOLVE_TIMEOUT_MS, question_type=DNSQuestionType.QM
-        ):
-            self._counters["unresolved"] += 1
-            log.debug("zeroconf: could not resolve %s", name)
             return
         try:
             found = self._parse(service, info)
