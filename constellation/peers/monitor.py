@@ -103,6 +103,23 @@ class PeerMonitor:
             self._ctx.term()  # every socket is closed (linger 0): returns at once
         self._notify()
 
+    async def run(self) -> None:
+        """Start (if not yet started), run until cancelled, then close: for a service ``TaskGroup``.
+
+        Matches the runtime's ``peer_events.PeerMonitor`` protocol (``run``, ``is_present``,
+        ``state_of``).
+        """
+        if self._state == "new":
+            await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.aclose()
+
+    @property
+    def running(self) -> bool:
+        return self._state == "started"
+
     async def __aenter__(self) -> PeerMonitor:
         await self.start()
         return self
@@ -213,6 +230,10 @@ class PeerMonitor:
         """
         p = self._peers.get(chirp_wire.host_id(name))
         return None if p is None else p.tracker.state
+
+    def is_present(self, name: str) -> bool:
+        """Watched, heard from, and not lost (1.0.2's test for conditional transitions)."""
+        return self.state_of(name) not in (None, State.DEAD)
 
     async def changed(self) -> None:
         """Return at the next change of any peer (heartbeat with a new state, event, add, removal)."""

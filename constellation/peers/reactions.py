@@ -9,7 +9,10 @@ The satellite passes three callables and gets a listener for ``PeerMonitor``::
     reactions.on_steady(new_state)   # after every completed transition
 
 ``interrupt(reason)`` and ``mark_degraded(reason)`` are called on the event loop, synchronously; they
-should only request the transition / set the flag (not wait for it).
+should only request the transition / set the flag (not wait for it). If ``interrupt`` itself already
+defers an interrupt requested in a transitional state until the state is steady (the runtime's
+``lifecycle`` runner does), pass ``interrupt_defers=True``: it is then called for deferred interrupts
+too, and ``on_steady`` is not needed.
 """
 
 from __future__ import annotations
@@ -38,12 +41,14 @@ class Reactions:
         mark_degraded: Callable[[str], None],
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         max_peers: int = 4096,
+        interrupt_defers: bool = False,
     ) -> None:
         self._state = local_state
         self._interrupt = interrupt
         self._mark_degraded = mark_degraded
         self._log = logger or _log
         self.reactor = PeerReactor(max_peers)
+        self._interrupt_defers = interrupt_defers
         self.deferred: str | None = None  # reason of an interrupt waiting for a steady state
 
     def __call__(self, event: PeerEvent) -> Reaction:
@@ -53,7 +58,7 @@ class Reactions:
             self._log.log(level, "%s", event.message)
         if reaction.mark_degraded:
             self._mark_degraded(event.message)
-        if reaction.interrupt:
+        if reaction.interrupt or (reaction.interrupt_when_steady and self._interrupt_defers):
             self._interrupt(event.message)
         elif reaction.interrupt_when_steady and self.deferred is None:
             self.deferred = event.message

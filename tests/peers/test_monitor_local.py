@@ -180,3 +180,20 @@ def test_exported_members() -> None:
         "wait_for_conditions",
     ):
         assert name in peers.__all__
+
+
+async def test_run_and_is_present_fit_the_runtime_seam(ctx) -> None:
+    pub, endpoint = await _xpub(ctx)
+    monitor = PeerMonitor("Sat.Me")
+    task = asyncio.create_task(monitor.run())
+    await eventually(lambda: monitor.running, timeout=2)
+    monitor.watch(endpoint, name="Sat.A")
+    assert not monitor.is_present("Sat.A")  # watched but not heard from
+    await pub.recv_multipart()
+    await pub.send_multipart(_beat("Sat.A"))
+    await eventually(lambda: monitor.is_present("sat.a"), timeout=3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert monitor.peers() == []
+    pub.close(0)

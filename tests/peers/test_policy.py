@@ -131,3 +131,25 @@ def test_reactions_defer_interrupt_until_steady() -> None:
     reactions(_event(K.LOST, Role.DYNAMIC, "Sat.B"))
     reactions.on_steady(State.ERROR)
     assert len(calls) == 1
+
+
+def test_reactions_can_leave_deferral_to_the_satellite() -> None:
+    calls: list[str] = []
+    reactions = Reactions(
+        local_state=lambda: State.starting,
+        interrupt=calls.append,
+        mark_degraded=lambda why: None,
+        interrupt_defers=True,
+    )
+    reactions(_event(K.LOST, Role.DYNAMIC))
+    assert calls == ["Sat.A (DYNAMIC) lost: why"]
+    assert reactions.deferred is None
+    # never from a state that does not head to ORBIT/RUN
+    reactions2 = Reactions(
+        local_state=lambda: State.landing,
+        interrupt=calls.append,
+        mark_degraded=lambda why: None,
+        interrupt_defers=True,
+    )
+    reactions2(_event(K.LOST, Role.DYNAMIC, "Sat.B"))
+    assert len(calls) == 1
