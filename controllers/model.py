@@ -87,7 +87,7 @@ class SatelliteInfo:
     state_at: float
     lost: bool
     outdated: bool
-    commands: Mapping[str, str]
+    commands: Mapping[str, str] = field(repr=False)
 
     @property
     def type(self) -> str:
