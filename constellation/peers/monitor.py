@@ -73,6 +73,7 @@ class PeerMonitor:
         self._recently_failed: OrderedDict[bytes, str] = OrderedDict()  # name: emit RECOVERED on return
         self._counters: Counter[str] = Counter()
         self._changed = asyncio.Event()
+        self._early: dict[bytes, Service] = {}  # offers seen before start(): watched at start
         self._tasks: set[asyncio.Task[None]] = set()  # every watcher, also dropped ones still closing
         self._state = "new"  # new -> started -> closed
 
@@ -84,6 +85,9 @@ class PeerMonitor:
         if self._ctx is None:
             self._ctx = zmq.asyncio.Context()
         self._state = "started"
+        early, self._early = self._early, {}
+        for svc in early.values():
+            self.service_appeared(svc)
 
     async def aclose(self) -> None:
         """Cancel every watcher and close its sockets; idempotent. No events are emitted."""
@@ -140,7 +144,13 @@ class PeerMonitor:
 
     def service_appeared(self, svc: Service) -> None:
         """``Discovery(on_appear=...)``: watch every HEARTBEAT service but our own."""
-        if svc.service is not ServiceId.HEARTBEAT or svc.host_id == self._own_id or self._state != "started":
+        if svc.service is not ServiceId.HEARTBEAT or svc.host_id == self._own_id:
+            return
+        if self._state == "new":
+            if len(self._early) < self.settings.max_peers:
+                self._early[svc.host_id] = svc
+            return
+        if self._state != "started":
             return
         pending = self._pending_departs.pop(svc.host_id, None)
         if pending is not None:
@@ -153,7 +163,14 @@ class PeerMonitor:
         ``Discovery`` reports a port change as depart + appear in one go; the decision is therefore
         deferred to the next loop iteration, and an appear in between makes it a replacement.
         """
-        if svc.service is not ServiceId.HEARTBEAT or self._state != "started":
+        if svc.service is not ServiceId.HEARTBEAT:
+            return
+        if self._state == "new":
+            early = self._early.get(svc.host_id)
+            if early is not None and early.port == svc.port:
+                del self._early[svc.host_id]
+            return
+        if self._state != "started":
             return
         peer = self._peers.get(svc.host_id)
         if peer is None or peer.tracker.endpoint != svc.endpoint:

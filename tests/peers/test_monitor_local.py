@@ -197,3 +197,25 @@ async def test_run_and_is_present_fit_the_runtime_seam(ctx) -> None:
         await task
     assert monitor.peers() == []
     pub.close(0)
+
+
+async def test_offers_before_start_are_watched_at_start(ctx) -> None:
+    from constellation.discovery import Service
+    from protocols import chirp
+    from protocols.chirp import ServiceId
+
+    pub, endpoint = await _xpub(ctx)
+    port = int(endpoint.rsplit(":", 1)[1])
+    monitor = PeerMonitor("Sat.Me")
+    early = Service(chirp.host_id("Sat.Early"), ServiceId.HEARTBEAT, "127.0.0.1", port)
+    gone = Service(chirp.host_id("Sat.Gone"), ServiceId.HEARTBEAT, "127.0.0.1", 1)
+    monitor.service_appeared(early)
+    monitor.service_appeared(gone)
+    monitor.service_departed(gone)
+    monitor.service_appeared(Service(chirp.host_id("Sat.Ctl"), ServiceId.CONTROL, "127.0.0.1", 2))
+    async with monitor:
+        assert [p.endpoint for p in monitor.peers()] == [endpoint]
+        await pub.recv_multipart()
+        await pub.send_multipart(_beat("Sat.Early"))
+        await eventually(lambda: monitor.state_of("Sat.Early") is State.ORBIT, timeout=3)
+    pub.close(0)
