@@ -255,6 +255,7 @@ class DnssdBackend:
             if await info.async_request(
                 self._azc.zeroconf, RESOLVE_TIMEOUT_MS, question_type=DNSQuestionType.QM
             ):
+                self._counters["queried"] += 1
                 self._accept(service_type, name, info)
             else:
                 self._counters["unresolved"] += 1

@@ -7,7 +7,7 @@ import os
 import time
 
 import pytest
-from zeroconf import IPVersion
+from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from constellation.discovery import (
@@ -286,3 +286,33 @@ async def test_thousands_of_random_and_mutated_datagrams(make: MakeFn, group: st
     await eventually(lambda: rec.first_appear(named("Sputnik.Bulk")))
     # it still answers REQUESTs: the new node's HEARTBEAT request is answered with our offer
     await eventually(lambda: sat.services(ServiceId.HEARTBEAT))
+
+
+async def test_zeroconf_resolves_instances_missing_from_the_cache(make: MakeFn, group: str) -> None:
+    """An instance whose SRV/TXT/A are not cached (only its PTR arrived) is queried, not dropped."""
+    from constellation.discovery.dnssd import DnssdBackend
+
+    listener, rec = make(group, "Ctl.q", backends=("zeroconf",))
+    await listener.start()
+    sat, _ = make(group, "Sputnik.Q", backends=("zeroconf",))
+    sat.offer(ServiceId.CONTROL, 4990)
+    await sat.start()
+    await eventually(lambda: rec.first_appear(named("Sputnik.Q")))
+    backend = listener._backends[0]
+    assert isinstance(backend, DnssdBackend)
+    assert backend._azc is not None
+    cache = backend._azc.zeroconf.cache
+    fqdn = "Sputnik.Q@" + group.lower() + "._cscp._tcp.local."
+    records = [*cache.async_entries_with_name(fqdn)]
+    records += [
+        r for srv in records if hasattr(srv, "server") for r in cache.async_entries_with_name(srv.server)
+    ]
+    assert records
+    cache.async_remove_records(records)
+    backend._forget(fqdn)  # as if only the PTR had been seen so far
+    await eventually(lambda: rec.departed)
+    backend._events.put_nowait(("_cscp._tcp.local.", fqdn, ServiceStateChange.Updated))
+    await eventually(lambda: len(rec.appeared) == 2, timeout=5)
+    assert rec.appeared[-1][1].port == 4990
+    assert listener.counters.get("zeroconf.unresolved", 0) == 0
+    assert listener.counters["zeroconf.queried"] == 1
