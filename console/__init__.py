@@ -1,6 +1,7 @@
 """Console API server: the Operator Agent's pull protocol with deployments on SQLite or PostgreSQL."""
 
-from console.app import create_app
+from typing import Any
+
 from console.errors import (
     BadRequest,
     Conflict,
@@ -25,3 +26,12 @@ __all__ = [
     "Unauthorized",
     "create_app",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # FastAPI is imported only when the server is wanted: the admin CLI starts faster without it.
+    if name == "create_app":
+        from console.app import create_app
+
+        return create_app
+    raise AttributeError(f"module 'console' has no attribute {name!r}")

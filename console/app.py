@@ -13,9 +13,9 @@ from starlette.responses import Response
 from console import ops, queries
 from console.errors import BadRequest
 from console.http import BodyLimit, install_error_handlers, install_openapi, json_response, parse
+from console.plans import validate_plan
 from console.service import Console
 from console.settings import Settings
-from console.simulate import derive_timeline
 from protocols.console_api import (
     AgentEvent,
     AgentList,
@@ -36,15 +36,17 @@ from protocols.console_api import (
     WorkloadSpec,
 )
 
-__all__ = ["create_app", "validate_plan"]
+__all__ = ["create_app"]
 
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _AGENT_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
-ApiKey = Annotated[str | None, Header(alias="X-API-Key")]
-AgentId = Annotated[str | None, Header(alias="X-Agent-ID")]
+# Headers are checked by the handlers (auth first, then the rest); the patterns only document them.
+_PRINTABLE = {"pattern": r"^[\x21-\x7e]{1,128}$"}
+ApiKey = Annotated[str | None, Header(alias="X-API-Key", json_schema_extra=_PRINTABLE)]
+AgentId = Annotated[str | None, Header(alias="X-Agent-ID", json_schema_extra=_PRINTABLE)]
 UserAgent = Annotated[str | None, Header(alias="User-Agent")]
-IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", json_schema_extra=_PRINTABLE)]
 Offset = Annotated[int, Query(ge=0, le=2**31)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
@@ -74,25 +76,6 @@ def _dep_id(value: str) -> str:
     if not _ID.match(value):
         raise BadRequest("malformed deployment id")
     return value
-
-
-def validate_plan(plan: dict[str, Any], job_fallback: str) -> list[dict[str, Any]]:
-    """The timeline of a plan file: its own `events` (each a valid envelope) or one derived from it."""
-    raw = plan.get("events")
-    plan_data = plan.get("plan_data")
-    if not isinstance(plan_data, dict):
-        raise BadRequest("plan.plan_data must be an object")
-    if raw is None:
-        job_id = str(plan_data.get("job_id") or plan.get("plan_id") or job_fallback)
-        raw = derive_timeline(plan_data, job_id)
-    if not isinstance(raw, list):
-        raise BadRequest("plan.events must be a list of event envelopes")
-    for i, ev in enumerate(raw):
-        try:
-            AgentEvent.model_validate(ev)
-        except ValueError as exc:
-            raise BadRequest(f"plan.events[{i}] is not a valid event: {exc}") from None
-    return raw
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -19,9 +19,9 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from console import ops, queries
-from console.app import validate_plan
 from console.db import make_engine, migrate
 from console.errors import ConsoleError
+from console.plans import validate_plan
 from console.settings import Settings, db_url_from
 
 __all__ = ["main"]

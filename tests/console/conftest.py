@@ -107,22 +107,23 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend; module-scoped so that a module's tests share one server per backend."""
     return str(request.param)
+
+
+def _fresh_db_url(backend: str, request: pytest.FixtureRequest, folder: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{folder / f'console-{uuid.uuid4().hex[:8]}.db'}"
+    uri = request.getfixturevalue("postgres")
+    return _create_database(uri, f"c_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
 def new_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
     """new_db_url() -> the URL of a fresh, empty database on this test's backend."""
-
-    def make() -> str:
-        if backend == "sqlite":
-            return f"sqlite:///{tmp_path / f'console-{uuid.uuid4().hex[:8]}.db'}"
-        uri = request.getfixturevalue("postgres")
-        return _create_database(uri, f"c_{uuid.uuid4().hex[:12]}")
-
-    return make
+    return lambda: _fresh_db_url(backend, request, tmp_path)
 
 
 @dataclass
@@ -200,10 +201,16 @@ def start_server(new_db_url: Callable[[], str]) -> Iterator[Callable[..., Server
         s.stop()
 
 
-@pytest.fixture
-def server(start_server: Callable[..., Server]) -> Server:
-    """A server with rate limits off (most tests are about something else)."""
-    return start_server("--rate-limits", "off")
+@pytest.fixture(scope="module")
+def server(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server with rate limits off, shared by the tests of a module (they use distinct ids)."""
+    url = _fresh_db_url(backend, request, tmp_path_factory.mktemp("console"))
+    op, ag = prepare_db(url)
+    shared = Server(url, ("--rate-limits", "off"), op, ag).start()
+    yield shared
+    shared.stop()
 
 
 def plan(name: str) -> dict[str, Any]:

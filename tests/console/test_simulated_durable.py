@@ -31,9 +31,10 @@ def _status(server: Server, dep: str) -> str:
 @pytest.mark.parametrize("plan_file", [p.name for p in PLANS])
 def test_simulated_mode_plays_the_full_timeline(server: Server, plan_file: str) -> None:
     source = plan(plan_file)
+    satellite = f"sim-{plan_file.split('-')[0]}"
     # through the CLI on the same database while the server runs (the server picks it up)
     done = run_cli(
-        "deploy", "--db-url", server.db_url, str(DATA / plan_file), "--satellite", source["satellite_id"],
+        "deploy", "--db-url", server.db_url, str(DATA / plan_file), "--satellite", satellite,
         "--mode", "simulated", "--speed", "200000",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -51,7 +52,7 @@ def test_simulated_mode_plays_the_full_timeline(server: Server, plan_file: str) 
     agent = server.agent("sat-sim")
     r = agent.post(f"/api/deployments/{dep}/events", json=event())
     assert r.status_code == 409
-    agent.post("/api/agent/register", json={"agent_id": "sat-sim", "satellite_id": source["satellite_id"]})
+    agent.post("/api/agent/register", json={"agent_id": "sat-sim", "satellite_id": satellite})
     assert agent.get("/api/agent/workloads").status_code == 204
 
 
