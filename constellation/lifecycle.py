@@ -59,6 +59,10 @@ def _text(value: Any, default: str) -> str:
     return value if isinstance(value, str) else default
 
 
+class ConditionFailed(RuntimeError):
+    """A conditional transition cannot proceed (reported like 1.0.2's RuntimeError)."""
+
+
 class _Abandoned(Exception):
     """A transition step noticed that a failure overtook it."""
 
@@ -144,7 +148,7 @@ class TransitionRunner:
             return
         if job.epoch != self._epoch:
             return
-        step = asyncio.ensure_future(self._steps[job.event](self, job.payload, job.epoch))
+        step = asyncio.ensure_future(self._conditional_step(job))
         abandon = asyncio.ensure_future(self._abandon.wait())
         try:
             await asyncio.wait({step, abandon}, return_when=asyncio.FIRST_COMPLETED)
@@ -162,7 +166,10 @@ class TransitionRunner:
             return
         except Exception as exc:
             if job.epoch == self._epoch:
-                msg = f"{type(exc).__name__} in _wrap_{job.event.value}: {exc}"
+                if isinstance(exc, ConditionFailed):  # 1.0.2 spells it as a RuntimeError
+                    msg = f"RuntimeError in _satisfy_remote_conditions: {exc}"
+                else:
+                    msg = f"{type(exc).__name__} in _wrap_{job.event.value}: {exc}"
                 self._log.critical(msg, exc_info=True)
                 self.fail(msg)
             return
@@ -189,6 +196,43 @@ class TransitionRunner:
             return ""
         async with asyncio.timeout(timeout):
             return await asyncio.shield(task)
+
+    async def _conditional_step(self, job: _Job) -> str | None:
+        """Wait for the remotes this transitional state depends on (if any), then run the step."""
+        state = self._fsm.state
+        names = self._sat._conditions.requires.get(state, ())
+        if names:
+            await self._satisfy_conditions(names, state.target, self._sat._conditions.timeout_s)
+            self._guard(job.epoch)
+        result: str | None = await self._steps[job.event](self, job.payload, job.epoch)
+        return result
+
+    async def _satisfy_conditions(self, names: tuple[str, ...], target: State, timeout_s: float) -> None:
+        """Return once every remote reports `target` (1.0.2 §5); else ConditionFailed."""
+        peers = self._sat.peers
+        self._log.debug("Awaiting remote conditions for %s", self._fsm.state.name)
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    waiting = None
+                    for name in names:
+                        remote = peers.state_of(name) if peers is not None else None
+                        if remote is None or remote is State.DEAD:
+                            raise ConditionFailed(f"Dependent remote satellite {name} not present")
+                        if remote is State.ERROR:
+                            raise ConditionFailed(
+                                f"Dependent remote satellite {name} reports state SatelliteState.ERROR"
+                            )
+                        if remote is not target and waiting is None:
+                            waiting = f"Awaiting state from {name}, currently: SatelliteState.{remote.name}"
+                    if waiting is None:
+                        self._log.debug("Satisfied with all remote conditions, continuing")
+                        return
+                    self._fsm.set_status(waiting)
+                    assert peers is not None
+                    await peers.wait_changed()
+        except TimeoutError:
+            raise ConditionFailed("Could not satisfy remote conditions within timeout") from None
 
     def _guard(self, epoch: int) -> None:
         if epoch != self._epoch:

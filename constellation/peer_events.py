@@ -34,10 +34,19 @@ class PeerEvent:
 
 
 class PeerMonitor(Protocol):
-    """A service composed into the Satellite; `is_present` serves conditional transitions."""
+    """A service composed into the Satellite (`Satellite.peers`); it also serves conditional transitions.
 
-    async def run(self) -> None: ...
+    Names are canonical names, matched case-insensitively.
+    """
 
-    def is_present(self, canonical_name: str) -> bool: ...
+    async def run(self) -> None:
+        """Subscribe to the peers' heartbeats and report `PeerEvent`s until cancelled."""
 
-    def state_of(self, canonical_name: str) -> State | None: ...
+    def is_present(self, canonical_name: str) -> bool:
+        """Known and not DEAD (checked when `initialize` reads `_conditions`)."""
+
+    def state_of(self, canonical_name: str) -> State | None:
+        """Last state from the peer's heartbeats; None if unknown, DEAD once lost."""
+
+    async def wait_changed(self) -> None:
+        """Return after the next change of any peer's state (or presence)."""
