@@ -230,7 +230,7 @@ class TransitionRunner:
                         return
                     self._fsm.set_status(waiting)
                     assert peers is not None
-                    await peers.wait_changed()
+                    await peers.changed()
         except TimeoutError:
             raise ConditionFailed("Could not satisfy remote conditions within timeout") from None
 

@@ -48,5 +48,5 @@ class PeerMonitor(Protocol):
     def state_of(self, canonical_name: str) -> State | None:
         """Last state from the peer's heartbeats; None if unknown, DEAD once lost."""
 
-    async def wait_changed(self) -> None:
+    async def changed(self) -> None:
         """Return after the next change of any peer's state (or presence)."""

@@ -330,6 +330,12 @@ class Satellite:
         self.run_id = run_id
         self.degraded = False
 
+    def mark_degraded(self, reason: str) -> None:
+        """Mark the current run degraded (only while starting or in RUN; cleared at the next start)."""
+        if self.fsm.state in (State.starting, State.RUN) and not self.degraded:
+            self.degraded = True
+            self._fsm_log.warning("Marking run as degraded: %s", reason)
+
     def on_peer_event(self, event: PeerEvent) -> None:
         """React to a peer by its role (1.0.2 §4.5); called on the loop by the peer monitor."""
         flags = event.flags
@@ -338,10 +344,8 @@ class Satellite:
                 self._runner.interrupt(f"{event.peer} reports state {event.state.name}")
             return
         lost = event.kind is PeerEventKind.LOST
-        in_run = self.fsm.state in (State.starting, State.RUN)
-        if flags & HeartbeatFlags.MARK_DEGRADED and in_run and not self.degraded:
-            self.degraded = True
-            self._fsm_log.warning("Marking run as degraded: %s %s", event.peer, event.kind.value)
+        if flags & HeartbeatFlags.MARK_DEGRADED:
+            self.mark_degraded(f"{event.peer} {event.kind.value}")
         trigger = HeartbeatFlags.TRIGGER_INTERRUPT if lost else HeartbeatFlags.DENY_DEPARTURE
         if flags & trigger:
             self._runner.interrupt(f"{event.peer} {event.kind.value}")

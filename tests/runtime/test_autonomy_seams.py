@@ -25,7 +25,7 @@ class FakePeers:
     def state_of(self, name: str) -> State | None:
         return self.states.get(name.lower())
 
-    async def wait_changed(self) -> None:
+    async def changed(self) -> None:
         await self._changed.wait()
         self._changed = asyncio.Event()
 
