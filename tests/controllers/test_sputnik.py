@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from controllers import CommandTimeout, Summary
+from controllers import CommandTimeout, SatelliteFailed, Summary
 from protocols import State
 from protocols.cscp import VerbType
 from tests.harness import eventually
@@ -112,3 +112,39 @@ async def test_satellite_leaving_by_itself_is_lost_then_removed_on_depart(make_c
     assert proc.wait(10) == 0
     assert list(ctl.satellites) == ["Sputnik.Stayer"]
     assert ctl.state is Summary.NEW
+
+
+async def test_failure_raises_in_await_state_and_initialize_recovers(make_ctl, sputnik) -> None:
+    sputnik("Fragile")
+    ctl, _ = await make_ctl()
+    await ctl.await_satellites(["Sputnik.Fragile"], timeout=20)
+    (await ctl.command_all("initialize", {})).raise_for_status()
+    await ctl.await_state(State.INIT, timeout=10)
+    (await ctl.command("Sputnik.Fragile", "_failure")).raise_for_status()
+    with pytest.raises(SatelliteFailed, match=r"Sputnik\.Fragile is ERROR"):
+        await ctl.await_state(State.ORBIT, timeout=10)
+    assert ctl.state is Summary.ERROR
+    # ERROR is left only by initialize; while its reply is fresh the old ERROR does not count
+    (await ctl.command_all("initialize", {})).raise_for_status()
+    await ctl.await_state(State.INIT, timeout=10)
+    assert ctl.state is Summary.INIT
+
+
+async def test_restarted_satellite_is_attached_again(make_ctl, sputnik) -> None:
+    first = sputnik("Phoenix")
+    ctl, _ = await make_ctl()
+    await ctl.await_satellites(["Sputnik.Phoenix"], timeout=20)
+    old = ctl.get("Sputnik.Phoenix")
+    first.signal(signal.SIGKILL)  # no DEPART
+    await ctl.wait_for(lambda: ctl.get("Sputnik.Phoenix").lost, timeout=5)
+    sputnik("Phoenix")  # same name, new ports: its OFFERs replace the old services
+    await ctl.wait_for(
+        lambda: (
+            "Sputnik.Phoenix" in ctl.satellites
+            and ctl.get("Sputnik.Phoenix").control != old.control
+            and ctl.get("Sputnik.Phoenix").last_seen is not None
+        ),
+        timeout=10,
+    )
+    assert ctl.states == {"Sputnik.Phoenix": State.NEW}
+    assert (await ctl.command("Sputnik.Phoenix", "get_state")).text == "NEW"
