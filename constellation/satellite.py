@@ -15,6 +15,7 @@ MetricScheduler, a TransitionRunner and optionally a Discovery; each runs as one
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -266,9 +267,14 @@ class Satellite:
         self._ctrl_log.info("Satellite %s, version %s ready to launch!", self.name, self.version)
 
     async def _start_discovery(self) -> None:
-        from .discovery import Discovery  # imported lazily: `--discovery none` needs no multicast stack
-
-        self._discovery = Discovery(
+        # Imported lazily (`--discovery none` needs no multicast stack) and in a worker thread, so the
+        # command socket already answers while zeroconf loads.
+        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        module = await loop.run_in_executor(
+            self._executor, importlib.import_module, "constellation.discovery"
+        )
+        self._discovery = module.Discovery(
             self.group, self.name, backends=self._backends, interfaces=self._interfaces
         )
         await self._discovery.start()
