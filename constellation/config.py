@@ -90,7 +90,7 @@ class Section:
         """The value of `key` (default written back when missing), converted/validated by `check`."""
         low = key.lower()
         if low not in self._data:
-            if default is _MISSING:
+            if default is _MISSING or default is None:  # like 1.0.2: a None default means "required"
                 raise ConfigError(f"Key `{self._prefix}{low}` does not exist")
             self._data[low] = default
         value = self._data[low]
