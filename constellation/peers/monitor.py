@@ -209,6 +209,7 @@ class PeerMonitor:
             log.warning("peer table full (%d): not watching %s", self.settings.max_peers, endpoint)
             return
         tracker = PeerTracker(host_id, endpoint, name, self.settings, time.monotonic())
+        tracker.zmtp_ivl_ms = self.settings.zmtp_ivl_for(len(self._peers) + 1)
         assert self._ctx is not None
         task = asyncio.get_running_loop().create_task(
             self._guarded(tracker), name=f"peer-watch-{name or host_id.hex()}"

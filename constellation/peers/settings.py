@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["MonitorSettings"]
@@ -19,6 +20,10 @@ class MonitorSettings:
       subscription (libzmq ``ZMQ_HEARTBEAT_IVL``/``_TIMEOUT``/``_TTL``); a frozen peer or a cut link
       drops the connection after about ``zmtp_timeout_ms``. ``zmtp_ttl_ms`` (0 = not sent) asks the
       publisher to drop *our* subscription if we go silent.
+    - ``zmtp_pings_per_s``: budget of ZMTP PINGs per second for the whole monitor (0 = no budget). A
+      new subscription gets ``max(zmtp_ivl_ms, 1000 × peers / budget)``: 250 ms up to 32 peers, then
+      longer (64 peers: 500 ms, 128: 1 s), since every PING and PONG wakes libzmq's I/O thread on
+      both sides and a group of N satellites has N × (N − 1) subscriptions.
     - ``disconnect_grace_s``: after a disconnect, how long a DEPART, a replacement offer or a
       re-handshake may still turn the disconnect into something other than a loss.
     - ``reconnect_ivl_ms`` / ``reconnect_ivl_max_ms``: libzmq reconnect back-off for lost peers.
@@ -32,6 +37,7 @@ class MonitorSettings:
     zmtp_ivl_ms: int = 250
     zmtp_timeout_ms: int = 1000
     zmtp_ttl_ms: int = 0
+    zmtp_pings_per_s: float = 128.0
     disconnect_grace_s: float = 0.3
     reconnect_ivl_ms: int = 100
     reconnect_ivl_max_ms: int = 2000
@@ -46,5 +52,13 @@ class MonitorSettings:
             raise ValueError("ZMTP heartbeat options must be >= 0 ms (0 disables)")
         if self.disconnect_grace_s < 0:
             raise ValueError(f"disconnect_grace_s must be >= 0, got {self.disconnect_grace_s}")
+        if self.zmtp_pings_per_s < 0:
+            raise ValueError(f"zmtp_pings_per_s must be >= 0, got {self.zmtp_pings_per_s}")
         if self.max_peers < 1:
             raise ValueError(f"max_peers must be >= 1, got {self.max_peers}")
+
+    def zmtp_ivl_for(self, peers: int) -> int:
+        """ZMTP PING interval (ms) for a new subscription when ``peers`` are watched (0: off)."""
+        if not self.zmtp_ivl_ms or not self.zmtp_pings_per_s:
+            return self.zmtp_ivl_ms
+        return max(self.zmtp_ivl_ms, math.ceil(1000 * max(peers, 1) / self.zmtp_pings_per_s))

@@ -56,6 +56,7 @@ class PeerTracker:
     failed: EventKind | None = None  # the failure reported last, until a recovery
     suspect_since: float | None = None  # disconnected, waiting out the grace period
     connected: bool = False
+    zmtp_ivl_ms: int = 0  # the ZMTP PING interval of this subscription (set by the monitor)
     _life_clock: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:

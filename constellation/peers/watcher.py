@@ -34,9 +34,10 @@ def _configure(sub: zmq.asyncio.Socket, tracker: PeerTracker) -> None:
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.RECONNECT_IVL, s.reconnect_ivl_ms)
     sub.setsockopt(zmq.RECONNECT_IVL_MAX, s.reconnect_ivl_max_ms)
-    if s.zmtp_ivl_ms:
-        sub.setsockopt(zmq.HEARTBEAT_IVL, s.zmtp_ivl_ms)
-        sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, s.zmtp_timeout_ms or 3 * s.zmtp_ivl_ms)
+    ivl = tracker.zmtp_ivl_ms
+    if ivl:
+        sub.setsockopt(zmq.HEARTBEAT_IVL, ivl)
+        sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, s.zmtp_timeout_ms or 3 * ivl)
         if s.zmtp_ttl_ms:
             sub.setsockopt(zmq.HEARTBEAT_TTL, s.zmtp_ttl_ms)
 

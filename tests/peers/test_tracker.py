@@ -145,3 +145,10 @@ def test_role_follows_flags() -> None:
     assert t.role is Role.ESSENTIAL
     t.on_heartbeat(Heartbeat("Sat.A", State.ORBIT, HeartbeatFlags.MARK_DEGRADED, 1000), 0.1)
     assert t.role is Role.TRANSIENT
+
+
+def test_zmtp_ping_budget_scales_the_interval() -> None:
+    s = MonitorSettings()
+    assert [s.zmtp_ivl_for(n) for n in (1, 8, 32, 33, 64, 128)] == [250, 250, 250, 258, 500, 1000]
+    assert MonitorSettings(zmtp_pings_per_s=0).zmtp_ivl_for(500) == 250
+    assert MonitorSettings(zmtp_ivl_ms=0).zmtp_ivl_for(500) == 0
