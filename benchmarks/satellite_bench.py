@@ -13,7 +13,8 @@ the test suite does), so every packet stays on loopback. In one run, one after t
 and measures for each: start-up to first get_state reply, CHIRP discovery (process start to the first
 CONTROL OFFER seen by a listening observer, and a listening observer's REQUEST to the OFFER in reply),
 get_state round trips (median, p99), idle RSS, OS threads and CPU over a fixed window, and log records per
-second delivered to one subscriber (INFO and WARNING bursts, losses counted). A table with ratios follows.
+second delivered to one subscriber (INFO and WARNING bursts of the same size for both, losses counted; for
+ours also a 10x burst that overflows the bounded log queue on purpose). A table with ratios follows.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Target:
     canonical: str | None  # None: no CHIRP (the floor)
     burst: bool
     rtt_n: int
-    burst_n: dict[str, int] = field(default_factory=dict)
+    overload: bool = False  # also the 10x burst that overflows our bounded log queue
 
 
 @dataclass
@@ -85,7 +86,7 @@ def targets(args: argparse.Namespace) -> list[Target]:
         return [
             py, str(HERE / "satellite_ours_bench.py"), "--name", "Bench", "--group", group,
             "--interface", "lo", "--cmd-port", str(p["cmd"]), "--hb-port", str(p["hb"]),
-            "--mon-port", str(p["mon"]), "--level", args.level,
+            "--mon-port", str(p["mon"]), "--level", args.level, *args.ours_arg,
         ]  # fmt: skip
 
     def theirs(group: str, p: dict[str, int]) -> list[str]:
@@ -106,7 +107,7 @@ def targets(args: argparse.Namespace) -> list[Target]:
             "Sputnik.Bench",
             True,
             args.rtt,
-            {"INFO": args.burst, "WARNING": args.burst},
+            overload=True,
         ),
         Target(
             "cdaq",
@@ -115,7 +116,6 @@ def targets(args: argparse.Namespace) -> list[Target]:
             "Mariner.Bench",
             True,
             args.rtt_cdaq,
-            {"INFO": args.burst_cdaq, "WARNING": args.burst_cdaq},
         ),
         Target("floor", "raw floor", floor, None, False, args.rtt),
     ]
@@ -149,12 +149,21 @@ def measure(target: Target, args: argparse.Namespace) -> Result:
         stats = probe.process_stats(proc.pid, args.idle)
         result.rss_mib, result.threads, result.idle_cpu_pct = stats.rss_mib, stats.threads, stats.idle_cpu_pct
         if target.burst:
-            for level, n in target.burst_n.items():
-                tp = probe.log_throughput(ctx, ports["cmd"], ports["mon"], level, n)
-                result.logs[level] = {
-                    "sent": tp.sent, "received": tp.received, "lost": tp.lost,
-                    "seconds": tp.seconds, "per_second": tp.per_second,
-                }  # fmt: skip
+            cases = [
+                ("INFO", "INFO", args.burst, args.burst_reps),
+                ("WARNING", "WARNING", args.burst, args.burst_reps),
+            ]
+            if target.overload:
+                cases.append(("INFO overload", "INFO", args.burst * 10, 1))
+            for label, level, n, reps in cases:
+                runs = [probe.log_throughput(ctx, ports["cmd"], ports["mon"], level, n) for _ in range(reps)]
+                result.logs[label] = {
+                    "sent": sum(r.sent for r in runs),
+                    "received": sum(r.received for r in runs),
+                    "lost": sum(r.lost for r in runs),
+                    "per_second": statistics.median(r.per_second for r in runs),
+                    "reps": reps,
+                }
         if proc.poll() is not None:
             raise probe.ProbeFailed(f"process exited with {proc.returncode} during the run")
     except Exception as exc:
@@ -214,23 +223,28 @@ def report(results: dict[str, Result], args: argparse.Namespace) -> str:
             f"| {label} | {_fmt(vals[0], spec)} | {_fmt(vals[1], spec)} | {_fmt(vals[2], spec)} | "
             f"{_ratio(vals[0], vals[1])} | {_ratio(vals[0], vals[2])} | {goal} |"
         )
-    printed = {"INFO": "not printed", "WARNING": "also printed"}
-    for level in ("INFO", "WARNING"):
+    printed = {
+        "INFO": f"INFO burst of {args.burst}, not printed",
+        "WARNING": f"WARNING burst of {args.burst}, also printed",
+        "INFO overload": f"INFO burst of {args.burst * 10}, not printed",
+    }
+    for case, text in printed.items():
         rates, losses = [], []
         for r in (ours, cdaq):
-            entry = r.logs.get(level) if r else None
+            entry = r.logs.get(case) if r else None
             rates.append(entry["per_second"] if entry else None)
             losses.append(f"{int(entry['lost'])}/{int(entry['sent'])}" if entry else "n/a")
+        goal = "no loss (bounded queue: drops counted)" if case == "INFO overload" else ">= 10x 1.0.2"
         lines.append(
-            f"| logs/s, {level} burst, {printed[level]} (lost/sent) | {_fmt(rates[0], ',.0f')} "
-            f"({losses[0]}) | {_fmt(rates[1], ',.0f')} ({losses[1]}) | n/a | {_ratio(rates[0], rates[1])} "
-            "| n/a | >= 10x 1.0.2 |"
+            f"| logs/s, {text} (lost/sent) | {_fmt(rates[0], ',.0f')} ({losses[0]}) | "
+            f"{_fmt(rates[1], ',.0f')} ({losses[1]}) | n/a | {_ratio(rates[0], rates[1])} | n/a | {goal} |"
         )
     errors = [f"{k}: {r.error}" for k, r in results.items() if r.error]
     conditions = (
         f"RTT over {args.rtt} (1.0.2: {args.rtt_cdaq}) get_state requests after 20 warm-up; "
         f"idle window {args.idle} s; "
-        f"log bursts of {args.burst} (1.0.2: {args.burst_cdaq}) records; console level {args.level}; "
+        f"log rates: median of {args.burst_reps} bursts to one LOG/<LEVEL> subscriber; satellites' console "
+        f"level {args.level}; "
         f"CHIRP REQUEST->OFFER median of {args.chirp_n}; loopback inside a private network namespace."
     )
     return "\n".join([*lines, "", conditions, *(["", "ERRORS:", *errors] if errors else [])])
@@ -241,12 +255,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--rtt", type=int, default=2000, help="get_state round trips (ours, floor)")
     ap.add_argument("--rtt-cdaq", type=int, default=200, help="get_state round trips for 1.0.2 (~25 ms each)")
     ap.add_argument("--idle", type=float, default=10.0, help="idle CPU window in seconds")
-    ap.add_argument("--burst", type=int, default=50_000, help="log records per burst (ours)")
-    ap.add_argument("--burst-cdaq", type=int, default=5_000, help="log records per burst (1.0.2)")
+    ap.add_argument("--burst", type=int, default=5_000, help="log records per burst (both satellites)")
+    ap.add_argument("--burst-reps", type=int, default=3, help="bursts per level (median rate reported)")
     ap.add_argument("--chirp-n", type=int, default=5, help="CHIRP REQUEST->OFFER samples")
     ap.add_argument("--level", default="WARNING", help="console log level of the satellites")
     ap.add_argument("--only", nargs="+", default=["ours", "cdaq", "floor"], choices=["ours", "cdaq", "floor"])
     ap.add_argument("--json", type=Path, help="also write the raw results here")
+    ap.add_argument(
+        "--ours-arg", action="append", default=[], help="extra satellite-run argument for ours (repeatable)"
+    )
     return ap.parse_args(argv)
 
 
