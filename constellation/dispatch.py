@@ -56,7 +56,9 @@ class CommandTable:
 
     def listing(self, hidden: bool) -> dict[str, str]:
         """name -> `<doc>\\n<signature>` for the public (or the hidden) commands."""
-        return {n: describe(s) for n, (s, _, _) in self._commands.items() if s.hidden == hidden}
+        # 1.0.2 order: alphabetical (it walks dir()), with `reconfigure` appended last (added at run time).
+        names = sorted(self._commands, key=lambda n: (n == "reconfigure", n))
+        return {n: describe(self._commands[n][0]) for n in names if self._commands[n][0].hidden == hidden}
 
     # -- dispatch ---------------------------------------------------------------------------------
 

@@ -279,3 +279,10 @@ async def test_router_survives_raw_dealer_garbage(make_satellite, client, zctx) 
         assert reply[:-2] == expected_prefix
         assert cscp.decode(reply[-2:]).verb_type is V.ERROR
     assert (await client(sat)("get_name")).verb == "Satellite.T"
+
+
+async def test_listing_order_is_the_1_0_2_order(make_satellite, client) -> None:
+    sat = await make_satellite(Custom)
+    names = list((await client(sat)("get_commands")).payload)
+    assert names[-1] == "reconfigure"  # appended at run time in 1.0.2
+    assert names[:-1] == sorted(names[:-1])
