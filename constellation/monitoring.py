@@ -184,6 +184,11 @@ class MonitoringPublisher:
             self.on_subscriptions()
 
     def _notify(self, kind: str) -> None:
+        """Send the topic list from the socket's thread, whichever thread registered a topic."""
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+            self._loop.call_soon_threadsafe(self._send_notification, kind)
+
+    def _send_notification(self, kind: str) -> None:
         topics = self.log_topics if kind == "LOG" else self.stat_topics
         note = cmdp.Notification(self._name, kind, dict(topics))  # type: ignore[arg-type]
         with contextlib.suppress(EncodeError, zmq.ZMQError):

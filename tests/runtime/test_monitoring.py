@@ -156,3 +156,24 @@ async def test_malformed_subscriptions_are_ignored(make_satellite, zctx) -> None
     note = cmdp.decode(frames)
     assert isinstance(note, cmdp.Notification)
     assert note.kind == "STAT"
+
+
+class OneOff(Satellite):
+    def do_launching(self) -> None:  # runs in a worker thread
+        self.stat("VOLTAGE", 4.5, "V")
+
+
+async def test_one_off_metric_from_a_hook_thread(make_satellite, client, zctx) -> None:
+    sat = await make_satellite(OneOff)
+    sub = MonitorSub(zctx, sat.ports["mon"])
+    sub.subscribe(b"STAT?")
+    sub.subscribe(b"STAT/VOLTAGE")
+    await sub.until(lambda m: isinstance(m, cmdp.Notification))
+    cl = client(sat)
+    await cl("initialize", {})
+    await wait_state(cl, "INIT")
+    await cl("launch")
+    note = await sub.until(lambda m: isinstance(m, cmdp.Notification) and "VOLTAGE" in m.topics)
+    assert note.kind == "STAT"
+    value = await sub.until(lambda m: isinstance(m, cmdp.Metric))
+    assert (value.name, value.value, value.unit) == ("VOLTAGE", 4.5, "V")
