@@ -69,6 +69,7 @@ class Result:
     startup_s: float | None = None
     first_offer_s: float | None = None
     request_to_offer_s: float | None = None
+    offer_after_reply_s: float | None = None
     rtt_median_ms: float | None = None
     rtt_p99_ms: float | None = None
     rss_mib: float | None = None
@@ -140,6 +141,7 @@ def measure(target: Target, args: argparse.Namespace) -> Result:
         if observer is not None and target.canonical is not None:
             host = chirp.host_id(target.canonical)
             result.first_offer_s = observer.wait_offer(host, chirp.ServiceId.CONTROL, t0, 10) - t0
+            result.offer_after_reply_s = result.first_offer_s - result.startup_s
             samples = [
                 observer.request_to_offer(host, chirp.ServiceId.CONTROL, 5) for _ in range(args.chirp_n)
             ]
@@ -206,6 +208,7 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("get_state RTT p99 (ms)", "rtt_p99_ms", ".3f", ""),
     ("start-up to first reply (s)", "startup_s", ".3f", "<= 1.0.2"),
     ("start to first CHIRP OFFER (s)", "first_offer_s", ".3f", ""),
+    ("first reply -> first OFFER (s)", "offer_after_reply_s", ".3f", ""),
     ("CHIRP REQUEST -> OFFER (s)", "request_to_offer_s", ".4f", "<= 0.1"),
     ("RSS idle (MiB)", "rss_mib", ".1f", "<= 1.2x 1.0.2"),
     ("idle CPU (% of a core)", "idle_cpu_pct", ".2f", "< 0.3"),
