@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
 
 from console import ops, queries
@@ -41,12 +41,13 @@ __all__ = ["create_app"]
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _AGENT_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
-# Headers are checked by the handlers (auth first, then the rest); the patterns only document them.
-_PRINTABLE = {"pattern": r"^[\x21-\x7e]{1,128}$"}
-ApiKey = Annotated[str | None, Header(alias="X-API-Key", json_schema_extra=_PRINTABLE)]
-AgentId = Annotated[str | None, Header(alias="X-Agent-ID", json_schema_extra=_PRINTABLE)]
-UserAgent = Annotated[str | None, Header(alias="User-Agent")]
-IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", json_schema_extra=_PRINTABLE)]
+
+def _h(request: Request, name: str) -> str | None:
+    """A request header. Handlers read headers themselves (auth first, then the rest, and cheaper than
+    FastAPI's per-request parameter analysis); ``install_openapi`` documents them."""
+    return request.headers.get(name)
+
+
 Offset = Annotated[int, Query(ge=0, le=2**31)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
@@ -98,8 +99,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/api/agent/register", status_code=201, responses={201: {"model": RegisterResponse}})
     async def register(
-        request: Request, key: ApiKey = None, agent: AgentId = None, ua: UserAgent = None
+        request: Request,
     ) -> Response:
+        key, agent, ua = _h(request, "x-api-key"), _h(request, "x-agent-id"), _h(request, "user-agent")
         info = await console.authenticate(key)
         agent_id = _agent_id(agent)
         req = await parse(request, RegisterRequest)
@@ -110,7 +112,8 @@ def create_app(settings: Settings) -> FastAPI:
         return json_response(body, 201)
 
     @app.get("/api/agent/capabilities", responses={200: {"model": Capabilities}})
-    async def capabilities(key: ApiKey = None) -> Response:
+    async def capabilities(request: Request) -> Response:
+        key = _h(request, "x-api-key")
         await console.authenticate(key)
         return json_response(console.capabilities())
 
@@ -118,7 +121,8 @@ def create_app(settings: Settings) -> FastAPI:
         "/api/agent/workloads",
         responses={200: {"model": WorkloadSpec}, 204: {"description": "nothing to do"}},
     )
-    async def poll(key: ApiKey = None, agent: AgentId = None) -> Response:
+    async def poll(request: Request) -> Response:
+        key, agent = _h(request, "x-api-key"), _h(request, "x-agent-id")
         await console.authenticate(key)
         agent_id = _agent_id(agent)
         console.poll_limit.take(agent_id)
@@ -131,9 +135,8 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post(
         "/api/deployments/{deployment_id}/events", status_code=201, responses={201: {"model": EventAck}}
     )
-    async def report_event(
-        request: Request, deployment_id: str, key: ApiKey = None, agent: AgentId = None, idem: IdemKey = None
-    ) -> Response:
+    async def report_event(request: Request, deployment_id: str) -> Response:
+        key, agent, idem = _h(request, "x-api-key"), _h(request, "x-agent-id"), _h(request, "idempotency-key")
         await console.authenticate(key)
         agent_id = _agent_id(agent)
         dep_id = _dep_id(deployment_id)
@@ -147,24 +150,21 @@ def create_app(settings: Settings) -> FastAPI:
         return json_response(ack, 200 if ack.duplicate else 201)
 
     @app.post("/api/deployments/{deployment_id}/events/batch", responses={200: {"model": BatchAck}})
-    async def report_batch(
-        request: Request, deployment_id: str, key: ApiKey = None, agent: AgentId = None
-    ) -> Response:
+    async def report_batch(request: Request, deployment_id: str) -> Response:
+        key, agent = _h(request, "x-api-key"), _h(request, "x-agent-id")
         await console.authenticate(key)
         agent_id = _agent_id(agent)
         dep_id = _dep_id(deployment_id)
         console.event_limit.take(dep_id)  # a batch costs one token: it is the sanctioned way to drain
         batch = await parse(request, EventBatch)
 
-        def store(conn: Any) -> list[EventAck]:
-            return [ops.add_event(conn, dep_id, ev, agent_id=agent_id) for ev in batch.events]
-
-        acks = await console.write(store)
+        acks = await console.write(lambda c: ops.add_events(c, dep_id, list(batch.events), agent_id=agent_id))
         dups = sum(a.duplicate for a in acks)
         return json_response(BatchAck(results=acks, stored=len(acks) - dups, duplicates=dups))
 
     @app.post("/api/agent/telemetry", responses={200: {"model": TelemetryResponse}})
-    async def telemetry(request: Request, key: ApiKey = None, agent: AgentId = None) -> Response:
+    async def telemetry(request: Request) -> Response:
+        key, agent = _h(request, "x-api-key"), _h(request, "x-agent-id")
         info = await console.authenticate(key)
         agent_id = _agent_id(agent)
         console.telemetry_limit.take(agent_id)
@@ -177,7 +177,8 @@ def create_app(settings: Settings) -> FastAPI:
     # --- operator endpoints --------------------------------------------------------------------------
 
     @app.post("/api/deployments", status_code=201, responses={201: {"model": DeploymentCreated}})
-    async def create_deployment(request: Request, key: ApiKey = None) -> Response:
+    async def create_deployment(request: Request) -> Response:
+        key = _h(request, "x-api-key")
         await console.authenticate(key, operator=True)
         req = await parse(request, DeploymentCreate)
         timeline = validate_plan(req.plan, "job")
@@ -194,35 +195,40 @@ def create_app(settings: Settings) -> FastAPI:
         return json_response(DeploymentCreated(id=dep_id, status="pending"), 201)
 
     @app.get("/api/deployments", responses={200: {"model": DeploymentList}})
-    async def list_deployments(key: ApiKey = None, offset: Offset = 0, limit: Limit = 100) -> Response:
+    async def list_deployments(request: Request, offset: Offset = 0, limit: Limit = 100) -> Response:
+        key = _h(request, "x-api-key")
         await console.authenticate(key, operator=True)
         page = await console.read(lambda c: queries.list_deployments(c, offset=offset, limit=limit))
         return json_response(page)
 
     @app.get("/api/deployments/{deployment_id}", responses={200: {"model": Deployment}})
-    async def show_deployment(deployment_id: str, key: ApiKey = None) -> Response:
+    async def show_deployment(request: Request, deployment_id: str) -> Response:
+        key = _h(request, "x-api-key")
         await console.authenticate(key, operator=True)
         dep_id = _dep_id(deployment_id)
         return json_response(await console.read(lambda c: queries.get_deployment(c, dep_id)))
 
     @app.get("/api/deployments/{deployment_id}/events", responses={200: {"model": EventPage}})
     async def list_events(
-        deployment_id: str, key: ApiKey = None, offset: Offset = 0, limit: Limit = 100
+        request: Request, deployment_id: str, offset: Offset = 0, limit: Limit = 100
     ) -> Response:
+        key = _h(request, "x-api-key")
         await console.authenticate(key, operator=True)
         dep_id = _dep_id(deployment_id)
         page = await console.read(lambda c: queries.list_events(c, dep_id, offset=offset, limit=limit))
         return json_response(page)
 
     @app.post("/api/deployments/{deployment_id}/cancel", responses={200: {"model": Deployment}})
-    async def cancel(deployment_id: str, key: ApiKey = None) -> Response:
+    async def cancel(request: Request, deployment_id: str) -> Response:
+        key = _h(request, "x-api-key")
         await console.authenticate(key, operator=True)
         dep_id = _dep_id(deployment_id)
         await console.write(lambda c: ops.cancel_deployment(c, dep_id))
         return json_response(await console.read(lambda c: queries.get_deployment(c, dep_id)))
 
     @app.get("/api/agents", responses={200: {"model": AgentList}})
-    async def list_agents(key: ApiKey = None) -> Response:
+    async def list_agents(request: Request) -> Response:
+        key = _h(request, "x-api-key")
         await console.authenticate(key, operator=True)
         return json_response(await console.read(queries.list_agents))
 
@@ -231,9 +237,20 @@ def create_app(settings: Settings) -> FastAPI:
         await console.ping()
         return Response('{"ok":true}', media_type="application/json")
 
+    agent_routes = (
+        ("/api/agent/register", "post"),
+        ("/api/agent/workloads", "get"),
+        ("/api/deployments/{deployment_id}/events", "post"),
+        ("/api/deployments/{deployment_id}/events/batch", "post"),
+        ("/api/agent/telemetry", "post"),
+    )
     install_openapi(
         app,
-        {
+        headers={
+            **{route: ("X-Agent-ID",) for route in agent_routes},
+            ("/api/deployments/{deployment_id}/events", "post"): ("X-Agent-ID", "Idempotency-Key"),
+        },
+        bodies={
             ("/api/agent/register", "post"): RegisterRequest,
             ("/api/deployments/{deployment_id}/events", "post"): AgentEvent,
             ("/api/deployments/{deployment_id}/events/batch", "post"): EventBatch,

@@ -135,8 +135,19 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, internal_error)
 
 
-def install_openapi(app: FastAPI, bodies: dict[tuple[str, str], type[BaseModel]]) -> None:
-    """Document request bodies that handlers parse themselves (so auth is checked before parsing)."""
+_PRINTABLE = r"^[\x21-\x7e]{1,128}$"
+
+
+def install_openapi(
+    app: FastAPI,
+    *,
+    headers: dict[tuple[str, str], tuple[str, ...]],
+    bodies: dict[tuple[str, str], type[BaseModel]],
+) -> None:
+    """Document the headers and request bodies that handlers read themselves (auth before parsing).
+
+    Every ``/api`` operation takes ``X-API-Key``; ``headers`` lists the others per operation.
+    """
 
     def build() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -148,6 +159,20 @@ def install_openapi(app: FastAPI, bodies: dict[tuple[str, str], type[BaseModel]]
         components = schema.setdefault("components", {})
         components.setdefault("schemas", {}).update(defs.get("$defs", {}))
         components["securitySchemes"] = {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+        for path, item in schema["paths"].items():
+            for method, op in item.items():
+                if not path.startswith("/api/"):
+                    continue
+                names = ("X-API-Key", *headers.get((path, method), ()))
+                op.setdefault("parameters", []).extend(
+                    {
+                        "name": n,
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": _PRINTABLE},
+                    }
+                    for n in names
+                )
         for (path, method), model in bodies.items():
             op = schema["paths"][path][method]
             op["requestBody"] = {

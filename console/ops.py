@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, bindparam, func, or_, select
 
 from console.db import agents, api_keys, deployments, events
 from console.errors import BadRequest, Conflict, NotFound
@@ -32,6 +32,7 @@ from protocols.console_api import (
 __all__ = [
     "KeyInfo",
     "add_event",
+    "add_events",
     "cancel_deployment",
     "count_events",
     "create_deployment",
@@ -48,15 +49,14 @@ __all__ = [
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
+    return f"{prefix}-{os.urandom(16).hex()}"  # 128 random bits, like a UUID4, at a third of the cost
 
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode  # built once
 
 
 # --- API keys --------------------------------------------------------------------------------------
@@ -259,9 +259,45 @@ def dispatch_next(conn: Connection, agent_id: str, lease_s: float) -> dict[str, 
 # --- events ----------------------------------------------------------------------------------------
 
 
-def _body_hash(ev: AgentEvent) -> str:
-    body = _dumps([ev.type, ev.timestamp, ev.job_id, ev.step_id, ev.payload])
-    return hashlib.sha256(body.encode()).hexdigest()
+def _body_hash(ev: AgentEvent, payload_json: str) -> str:
+    head = _dumps([ev.type, ev.timestamp, ev.job_id, ev.step_id])
+    return hashlib.sha256(f"{head}{payload_json}".encode()).hexdigest()
+
+
+# Prebuilt statements: compiled once, executed with parameters (the ingest hot path).
+_SELECT_DUPLICATES = select(
+    events.c.client_event_id, events.c.id, events.c.body_hash, events.c.known_type
+).where(
+    events.c.deployment_id == bindparam("p_dep"),
+    events.c.client_event_id.in_(bindparam("p_ids", expanding=True)),
+)
+_SELECT_DEPLOYMENT = (
+    select(deployments.c.status, deployments.c.mode, deployments.c.agent_id)
+    .where(deployments.c.id == bindparam("p_dep"))
+    .with_for_update()  # PostgreSQL: serialise with a concurrent cancel; SQLite: BEGIN IMMEDIATE already does
+)
+_EVENT_COLUMNS = (
+    "id", "deployment_id", "client_event_id", "seq", "event_type", "job_id", "step_id", "payload",
+    "event_timestamp", "created_at", "known_type", "agent_id", "body_hash",
+)  # fmt: skip
+
+
+def _insert_events_sql(paramstyle: str) -> str:
+    marks = ", ".join("?" if paramstyle == "qmark" else "%s" for _ in _EVENT_COLUMNS)
+    return f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({marks})"
+
+
+_UPDATE_DEPLOYMENT = (
+    deployments.update()
+    .where(deployments.c.id == bindparam("p_dep"))
+    .values(
+        event_count=deployments.c.event_count + bindparam("p_n"),
+        updated_at=bindparam("p_now"),
+        lease_expires_at=None,  # the agent reported: the lease is fulfilled
+        status=bindparam("p_status"),
+        agent_id=func.coalesce(deployments.c.agent_id, bindparam("p_agent")),
+    )
+)
 
 
 def add_event(
@@ -274,67 +310,87 @@ def add_event(
     simulator: bool = False,
 ) -> EventAck:
     """Store one event exactly once and drive the deployment status from it."""
-    client_id = idempotency_key or ev.client_event_id()
-    body_hash = _body_hash(ev)
-    if client_id is not None:
-        dup = conn.execute(
-            select(events.c.id, events.c.body_hash, events.c.known_type).where(
-                and_(events.c.deployment_id == dep_id, events.c.client_event_id == client_id)
-            )
-        ).first()
-        if dup is not None:
-            if dup.body_hash != body_hash:
-                raise Conflict(f"event_id {client_id!r} was already used for a different event")
-            return EventAck(id=dup.id, duplicate=True, known_type=bool(dup.known_type))
-    dep = conn.execute(
-        select(deployments.c.status, deployments.c.mode, deployments.c.agent_id).where(
-            deployments.c.id == dep_id
-        )
-    ).first()
+    return add_events(
+        conn, dep_id, [ev], agent_id=agent_id, idempotency_key=idempotency_key, simulator=simulator
+    )[0]
+
+
+def add_events(
+    conn: Connection,
+    dep_id: str,
+    evs: list[AgentEvent],
+    *,
+    agent_id: str | None,
+    idempotency_key: str | None = None,
+    simulator: bool = False,
+) -> list[EventAck]:
+    """Store events (in order) exactly once each; all-or-nothing: every check happens before any write.
+
+    A repeated client event id is acknowledged with the stored id, even on a closed deployment.
+    """
+    client_ids = (
+        [idempotency_key or ev.client_event_id() for ev in evs]
+        if len(evs) == 1
+        else [ev.client_event_id() for ev in evs]
+    )
+    payloads = [_dumps(ev.payload) for ev in evs]
+    hashes = [_body_hash(ev, p) for ev, p in zip(evs, payloads, strict=True)]
+    acks: list[EventAck | None] = [None] * len(evs)
+    known_ids = {cid for cid in client_ids if cid is not None}
+    stored: dict[str, tuple[str, str, bool]] = {}
+    if known_ids:
+        for row in conn.execute(_SELECT_DUPLICATES, {"p_dep": dep_id, "p_ids": sorted(known_ids)}):
+            stored[row.client_event_id] = (row.id, row.body_hash, bool(row.known_type))
+    fresh: list[int] = []
+    for i, cid in enumerate(client_ids):
+        if cid is not None and cid in stored:
+            sid, shash, known = stored[cid]
+            if shash != hashes[i]:
+                raise Conflict(f"event_id {cid!r} was already used for a different event")
+            acks[i] = EventAck(id=sid, duplicate=True, known_type=known)
+        else:
+            fresh.append(i)
+    if not fresh:
+        return [a for a in acks if a is not None]
+    dep = conn.execute(_SELECT_DEPLOYMENT, {"p_dep": dep_id}).first()
     if dep is None:
         raise NotFound(f"no deployment {dep_id!r}")
     if dep.mode == "simulated" and not simulator:
         raise Conflict(f"deployment {dep_id} is simulated: the Console generates its events")
-    if dep.status in TERMINAL_STATUSES:
-        raise Conflict(f"deployment {dep_id} is {dep.status}")
     if agent_id is not None and dep.agent_id is not None and dep.agent_id != agent_id:
         raise Conflict(f"deployment {dep_id} is leased to another agent")
+    status = dep.status
     now = time.time()
-    event_id = new_id("evt")
-    known = ev.type in EVENT_TYPES
-    conn.execute(
-        events.insert().values(
-            id=event_id,
-            deployment_id=dep_id,
-            client_event_id=client_id,
-            seq=ev.client_seq(),
-            event_type=ev.type,
-            job_id=ev.job_id,
-            step_id=ev.step_id,
-            payload=_dumps(ev.payload),
-            event_timestamp=ev.timestamp,
-            created_at=now,
-            known_type=known,
-            agent_id=agent_id,
-            body_hash=body_hash,
+    rows: list[tuple[Any, ...]] = []
+    ids: dict[str, tuple[str, str]] = {}  # repeats inside one batch: acknowledged like later retries
+    for i in fresh:
+        ev, cid = evs[i], client_ids[i]
+        if cid is not None and cid in ids:
+            if ids[cid][1] != hashes[i]:
+                raise Conflict(f"event_id {cid!r} is used twice in this batch for different events")
+            acks[i] = EventAck(id=ids[cid][0], duplicate=True, known_type=ev.type in EVENT_TYPES)
+            continue
+        if status in TERMINAL_STATUSES:
+            raise Conflict(f"deployment {dep_id} is {status}")
+        event_id = new_id("evt")
+        if cid is not None:
+            ids[cid] = (event_id, hashes[i])
+        known = ev.type in EVENT_TYPES
+        rows.append(
+            (event_id, dep_id, cid, ev.client_seq(), ev.type, ev.job_id, ev.step_id, payloads[i],
+             ev.timestamp, now, known, agent_id, hashes[i])
+        )  # fmt: skip
+        acks[i] = EventAck(id=event_id, duplicate=False, known_type=known)
+        status = STATUS_BY_EVENT.get(ev.type) or (
+            ("running" if simulator else "dispatched") if status == "pending" else status
         )
+    # executemany straight on the driver: SQLAlchemy's per-row parameter processing dominated batches
+    conn.exec_driver_sql(_insert_events_sql(conn.dialect.paramstyle), rows)
+    conn.execute(
+        _UPDATE_DEPLOYMENT,
+        {"p_dep": dep_id, "p_n": len(rows), "p_now": now, "p_status": status, "p_agent": agent_id},
     )
-    status = STATUS_BY_EVENT.get(ev.type)
-    if status is None and dep.status == "pending" and simulator:
-        status = "running"
-    values: dict[str, Any] = {
-        "event_count": deployments.c.event_count + 1,
-        "updated_at": now,
-        "lease_expires_at": None,  # the agent reported: the lease is fulfilled
-    }
-    if status is not None:
-        values["status"] = status
-    elif dep.status == "pending" and agent_id is not None:
-        values["status"] = "dispatched"  # an agent reporting on a deployment it was not handed
-    if agent_id is not None and dep.agent_id is None:
-        values["agent_id"] = agent_id
-    conn.execute(deployments.update().where(deployments.c.id == dep_id).values(**values))
-    return EventAck(id=event_id, duplicate=False, known_type=known)
+    return [a for a in acks if a is not None]
 
 
 def count_events(conn: Connection, dep_id: str) -> int:
