@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from pathlib import Path
@@ -10,8 +11,8 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from constellation.peers import EventKind
-from protocols import Role, State, cscp
+from constellation.peers import EventKind, RemoteInError, parse_conditions, wait_for_conditions
+from protocols import Role, State, chirp, cscp
 from protocols.chirp import ServiceId
 from tests.harness import eventually
 
@@ -72,3 +73,48 @@ async def test_mariner_shutdown_is_departed_not_lost(cdaq_python: Path, watching
     ev = await w.events.first("Mariner.Leaver", EventKind.DEPARTED, timeout=10)
     assert not w.events.of("Mariner.Leaver", EventKind.LOST), w.events.seen
     assert ev.state is State.DEAD
+
+
+async def test_mariner_sigstop_lost_within_2s_failure_and_condition(
+    cdaq_python: Path, watching, spawn, group
+):
+    """1.0.2's libzmq answers our ZMTP PINGs; its `_failure` is an ERROR_STATE; a condition waits for it."""
+    w = await watching()
+    spawn(str(cdaq_python.with_name("SatelliteMariner")), "-g", group, "-n", "A", "-i", "lo")
+    b = spawn(str(cdaq_python.with_name("SatelliteMariner")), "-g", group, "-n", "B", "-i", "lo")
+    for name in ("Mariner.A", "Mariner.B"):
+        await eventually(lambda n=name: w.monitor.state_of(n) is State.NEW, timeout=20)
+    controls = await eventually(
+        lambda: {s.host_id: s.endpoint for s in w.discovery.services(ServiceId.CONTROL)}, timeout=10
+    )
+    ctx = zmq.asyncio.Context()
+    try:
+        ep_a = controls[chirp.host_id("Mariner.A")]
+        # a conditional wait on a 1.0.2 remote: launching needs Mariner.A in ORBIT
+        conditions = parse_conditions({"_conditions": {"require_launching_after": "mariner.a"}}, "Test.Me")
+        waiter = asyncio.create_task(wait_for_conditions(State.launching, conditions, w.monitor))
+        assert (await _command(ctx, ep_a, "initialize", {})).verb_type is cscp.VerbType.SUCCESS
+        await eventually(lambda: w.monitor.state_of("Mariner.A") is State.INIT, timeout=10)
+        assert not waiter.done()
+        assert (await _command(ctx, ep_a, "launch")).verb_type is cscp.VerbType.SUCCESS
+        await asyncio.wait_for(waiter, 10)
+        assert w.monitor.state_of("Mariner.A") is State.ORBIT
+        # ERROR on a 1.0.2 remote: event, and a waiter for it fails with the cause
+        assert (await _command(ctx, ep_a, "_failure")).verb_type is cscp.VerbType.SUCCESS
+        ev = await w.events.first("Mariner.A", EventKind.ERROR_STATE, timeout=5)
+        assert ev.state is State.ERROR
+        conditions = parse_conditions({"_require_starting_after": "Mariner.A"}, "Test.Me")
+        with pytest.raises(RemoteInError, match=r"Mariner\.A reports state ERROR"):
+            await wait_for_conditions(State.starting, conditions, w.monitor)
+    finally:
+        ctx.destroy(linger=0)
+    # a frozen 1.0.2 process
+    t0 = time.monotonic()
+    b.signal(signal.SIGSTOP)
+    try:
+        lost = await w.events.first("Mariner.B", EventKind.LOST, timeout=5)
+        assert lost.time - t0 < 2.0, lost
+        print(f"1.0.2 Mariner SIGSTOP -> LOST {1000 * (lost.time - t0):.0f} ms")
+    finally:
+        b.signal(signal.SIGCONT)
+    await w.events.first("Mariner.B", EventKind.RECOVERED, timeout=10)
