@@ -61,6 +61,7 @@ class MonitoringPublisher:
         self.dropped = 0
         self._reported_drops = 0
         self._last_drop_report = 0.0
+        self._drop_timer = False
         self.sent = 0
         self.on_subscriptions: Callable[[], None] | None = None
 
@@ -117,6 +118,7 @@ class MonitoringPublisher:
             while True:
                 while self._queue:
                     self._flush(256)
+                    self._report_drops()
                     await asyncio.sleep(0)  # let the command task answer between batches
                 self._report_drops()
                 self._sleeping = True
@@ -158,12 +160,38 @@ class MonitoringPublisher:
             self.sent += 1
 
     def _report_drops(self) -> None:
-        if self.dropped > self._reported_drops and time.monotonic() - self._last_drop_report > 1.0:
-            new = self.dropped - self._reported_drops
-            self._reported_drops = self.dropped
-            self._last_drop_report = time.monotonic()
-            self._log.warning("%d log messages dropped (queue full), %d in total", new, self.dropped)
-            self.stat("LOG_DROPPED", self.dropped)
+        """Report new drops (at most once a second), sent directly: a full queue must not drop the report."""
+        if self.dropped <= self._reported_drops:
+            return
+        wait = self._last_drop_report + 1.0 - time.monotonic()
+        if wait > 0:
+            if not self._drop_timer:
+                self._drop_timer = True
+                self._loop.call_later(wait, self._drop_timer_fired)
+            return
+        new = self.dropped - self._reported_drops
+        self._reported_drops = self.dropped
+        self._last_drop_report = time.monotonic()
+        text = f"{new} log messages dropped (queue full), {self.dropped} in total"
+        record = logging.LogRecord(log.name, logging.WARNING, __file__, 0, text, None, None, "_report_drops")
+        # to the console and other handlers; our CMDP handler skips it (sent below instead)
+        self._log.logger.handle(_with(record, {**(self._log.extra or {}), "cmdp_direct": True}))
+        try:
+            if self.wants(cmdp.log_topic(cmdp.Level.WARNING, "MNTR")):
+                tags = record_tags(record)
+                ns = int(record.created * 1_000_000) * 1000
+                self._sync_sock.send_multipart(
+                    self._log_encoder.encode(cmdp.Level.WARNING, "MNTR", text, tags, ns)
+                )
+            if self.wants(cmdp.metric_topic("LOG_DROPPED")):
+                metric = cmdp.Metric(self._name, "LOG_DROPPED", self.dropped, "")
+                self._sync_sock.send_multipart(cmdp.encode(metric))
+        except zmq.ZMQError as exc:
+            self._log.debug("drop report not sent: %s", exc)
+
+    def _drop_timer_fired(self) -> None:
+        self._drop_timer = False
+        self._wake.set()
 
     def _on_subscription(self, frames: list[bytes]) -> None:
         if len(frames) != 1 or not frames[0] or frames[0][0] not in (0, 1):
@@ -210,6 +238,8 @@ class CmdpLogHandler(logging.Handler):
         self._foreign = foreign
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "cmdp_direct", False):
+            return
         owner = getattr(record, "satellite", None)
         if owner is None:
             if not self._foreign:
@@ -225,18 +255,32 @@ class CmdpLogHandler(logging.Handler):
             text = record.getMessage()
         except Exception:
             text = str(record.msg)
-        tags: dict[str, Any] = {
-            "filename": record.filename,
-            "pathname": record.pathname,
-            "lineno": record.lineno,
-            "funcName": record.funcName,
-            "module": record.module,
-            "thread": record.thread,
-            "threadName": record.threadName,
-            "process": record.process,
-            "processName": record.processName,
-        }
-        if record.exc_info and record.exc_info[0] is not None:
-            tags["traceback"] = logging.Formatter().formatException(record.exc_info)
+        tags = record_tags(record)
         time_ns = int(record.created * 1_000_000) * 1000
         self._pub.push((level, component, text, tags, time_ns))
+
+
+def record_tags(record: logging.LogRecord) -> dict[str, Any]:
+    """The CMDP tags of a log record, as 1.0.2 sends them (plus `traceback` when there is one)."""
+    tags: dict[str, Any] = {
+        "filename": record.filename,
+        "pathname": record.pathname,
+        "lineno": record.lineno,
+        "funcName": record.funcName,
+        "module": record.module,
+        "thread": record.thread,
+        "threadName": record.threadName,
+        "process": record.process,
+        "processName": record.processName,
+    }
+    tb = getattr(record, "traceback", None)  # 1.0.2 passes it as `extra={"traceback": ...}`
+    if isinstance(tb, str) and tb:
+        tags["traceback"] = tb
+    elif record.exc_info and record.exc_info[0] is not None:
+        tags["traceback"] = logging.Formatter().formatException(record.exc_info)
+    return tags
+
+
+def _with(record: logging.LogRecord, extra: dict[str, Any]) -> logging.LogRecord:
+    record.__dict__.update(extra)
+    return record
