@@ -192,6 +192,7 @@ def test_hypothesis_datagrams(orbiting: Sat, chirper: Chirper, data: bytes) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 @settings(FUZZ, max_examples=50_000)
 @given(data=DATAGRAMS)
 def test_hypothesis_datagrams_long(orbiting: Sat, chirper: Chirper, long_fuzz: None, data: bytes) -> None:

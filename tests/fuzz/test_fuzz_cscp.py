@@ -217,6 +217,7 @@ def test_healthy_after_mutated_requests(orbiting: Sat) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 @settings(FUZZ, max_examples=20_000)
 @given(frames=fuzz_frames)
 def test_mutated_requests_long(orbiting: Sat, dealer: Dealer, long_fuzz: None, frames: list[bytes]) -> None:
