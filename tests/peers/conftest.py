@@ -52,14 +52,16 @@ async def watching(group: str) -> AsyncIterator[Callable[..., object]]:
     """await watching(settings=None) -> Watching: a PeerMonitor discovering `group` on loopback."""
     made: list[Watching] = []
 
-    async def make(settings: MonitorSettings | None = None, name: str = "Test.Monitor") -> Watching:
+    async def make(
+        settings: MonitorSettings | None = None, name: str = "Test.Monitor", backends: str = "chirp"
+    ) -> Watching:
         events = Events()
         monitor = PeerMonitor(name, settings=settings, on_event=events)
         await monitor.start()
         disc = Discovery(
             group,
             name,
-            backends=("chirp",),
+            backends=backends.split(","),
             interfaces=["lo"],
             on_appear=monitor.service_appeared,
             on_depart=monitor.service_departed,

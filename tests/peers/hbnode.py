@@ -6,7 +6,8 @@ every 0.8 × interval (``--period-factor``), the HEARTBEAT service offered over 
 
 - SIGUSR1: go to ``--fail-state`` (ERROR by default) with an extrasystole; SIGUSR2: back to ``--state``;
 - SIGHUP: stop beating while the process and its sockets stay alive (an application hang);
-- SIGTERM/SIGINT: orderly exit: CHIRP DEPART first, then the socket closes; prints ``CLOSED``.
+- SIGTERM/SIGINT: orderly exit: CHIRP DEPART first, then the socket closes (``--close-first-ms N``:
+  the other way round, DEPART N ms after the close); prints ``CLOSED``.
 """
 
 from __future__ import annotations
@@ -49,14 +50,20 @@ async def main(args: argparse.Namespace) -> None:
     loop.add_signal_handler(signal.SIGUSR1, set_state, State[args.fail_state])
     loop.add_signal_handler(signal.SIGUSR2, set_state, State[args.state])
     loop.add_signal_handler(signal.SIGHUP, hung.set)
+
+    def leave() -> None:
+        stop.set()
+        wake.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, leave)
 
     async def drain_subscriptions() -> None:
         while True:
             await pub.recv_multipart()
 
-    disc = Discovery(args.group, args.name, backends=("chirp",), interfaces=args.interface or None)
+    backends = args.backends.split(",")
+    disc = Discovery(args.group, args.name, backends=backends, interfaces=args.interface or None)
     disc.offer(ServiceId.HEARTBEAT, port)
     drain = asyncio.create_task(drain_subscriptions())
     async with disc:
@@ -72,10 +79,13 @@ async def main(args: argparse.Namespace) -> None:
                     await wake.wait()
             extrasystole = wake.is_set()
             wake.clear()
+        drain.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drain
+        if args.close_first_ms >= 0:  # the unfriendly order: socket closed, DEPART a moment later
+            pub.close(0)
+            await asyncio.sleep(args.close_first_ms / 1000)
         # orderly exit: DEPART leaves while the heartbeat socket still works (leaving `async with`)
-    drain.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await drain
     pub.close(0)
     ctx.term()
     print("CLOSED", flush=True)
@@ -94,4 +104,6 @@ if __name__ == "__main__":
     parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--interface", action="append", default=[])
+    parser.add_argument("--backends", default="chirp")
+    parser.add_argument("--close-first-ms", type=int, default=-1, help="close the socket N ms before DEPART")
     asyncio.run(main(parser.parse_args()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import time
@@ -47,12 +48,15 @@ async def test_sigstop_is_lost_within_2s_and_recovers_on_sigcont(watching, spawn
     assert w.monitor.state_of("Raw.Frozen") is State.ORBIT
 
 
-async def test_clean_exit_is_departed_not_lost(watching, spawn, group):
-    w = await watching()
-    node = hbnode(spawn, group, "Raw.Leaver", "--role", "ESSENTIAL")
+@pytest.mark.parametrize("backends", ["chirp", "chirp,zeroconf"])
+async def test_clean_exit_is_departed_not_lost(watching, spawn, group, backends):
+    w = await watching(backends=backends)
+    node = hbnode(spawn, group, "Raw.Leaver", "--role", "ESSENTIAL", "--backends", backends)
     await eventually(lambda: w.monitor.state_of("Raw.Leaver") is State.ORBIT, timeout=5)
+    t0 = time.monotonic()
     node.signal(signal.SIGTERM)
     ev = await w.events.first("Raw.Leaver", EventKind.DEPARTED, timeout=3)
+    print(f"SIGTERM -> DEPARTED ({backends}) {1000 * (ev.time - t0):.0f} ms")
     assert node.wait(5) == 0
     assert "CLOSED" in node.output
     assert ev.role is Role.ESSENTIAL
@@ -60,6 +64,20 @@ async def test_clean_exit_is_departed_not_lost(watching, spawn, group):
     # well past the disconnect grace and the ZMTP timeout: still no LOST
     await eventually(lambda: time.monotonic() > ev.time + 1.5, timeout=3)
     assert not w.events.of("Raw.Leaver", EventKind.LOST), w.events.seen
+
+
+async def test_socket_closed_before_depart_is_still_departed(watching, spawn, group, caplog):
+    """A disconnect that precedes the DEPART by less than the grace period is a departure."""
+    caplog.set_level(logging.DEBUG, logger="constellation.peers.watcher")
+    w = await watching()
+    node = hbnode(spawn, group, "Raw.Sloppy", "--role", "ESSENTIAL", "--close-first-ms", "150")
+    await eventually(lambda: w.monitor.state_of("Raw.Sloppy") is State.ORBIT, timeout=5)
+    node.signal(signal.SIGTERM)
+    ev = await w.events.first("Raw.Sloppy", EventKind.DEPARTED, timeout=3)
+    assert node.wait(5) == 0
+    assert not w.events.of("Raw.Sloppy", EventKind.LOST), w.events.seen
+    assert any("Raw.Sloppy: disconnected" in r.getMessage() for r in caplog.records)  # it was suspect
+    assert ev.role is Role.ESSENTIAL
 
 
 async def test_restart_under_same_name_is_replaced_not_lost(watching, spawn, group):
