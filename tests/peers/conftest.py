@@ -29,6 +29,9 @@ class Events:
             e for e in self.seen if e.name.casefold() == name.casefold() and (kind is None or e.kind is kind)
         ]
 
+    def of_kind(self, kind: EventKind) -> list[PeerEvent]:
+        return [e for e in self.seen if e.kind is kind]
+
     async def first(self, name: str, kind: EventKind, timeout: float = 5.0) -> PeerEvent:
         try:
             found = await eventually(lambda: self.of(name, kind), timeout=timeout)

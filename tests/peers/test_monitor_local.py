@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import msgpack
@@ -219,3 +220,24 @@ async def test_offers_before_start_are_watched_at_start(ctx) -> None:
         await pub.send_multipart(_beat("Sat.Early"))
         await eventually(lambda: monitor.state_of("Sat.Early") is State.ORBIT, timeout=3)
     pub.close(0)
+
+
+async def test_32_peers_gone_at_once_are_all_lost_within_1s(ctx) -> None:
+    """Closing a publisher's socket is what the kernel does for a killed process: all 32 within 1 s."""
+    events = Events()
+    pubs = [await _xpub(ctx) for _ in range(32)]
+    async with PeerMonitor("Sat.Me", on_event=events) as monitor:
+        for i, (_, endpoint) in enumerate(pubs):
+            monitor.watch(endpoint, name=f"Sat.P{i}")
+        for i, (pub, _) in enumerate(pubs):
+            assert await pub.recv_multipart() == [b"\x01"]
+            await pub.send_multipart(_beat(f"Sat.P{i}", interval=30000))
+        await eventually(lambda: all(p.state is State.ORBIT for p in monitor.peers()), timeout=5)
+        t0 = time.monotonic()
+        for pub, _ in pubs:
+            pub.close(0)
+        lost = await eventually(
+            lambda: len(events.of_kind(EventKind.LOST)) == 32 and events.of_kind(EventKind.LOST), timeout=3
+        )
+        assert max(e.time for e in lost) - t0 < 1.0
+        assert all(p.lost for p in monitor.peers())
