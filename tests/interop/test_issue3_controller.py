@@ -9,6 +9,7 @@ and reports after each step what the 1.0.2 controller saw in our heartbeats (sta
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,28 @@ def test_cdaq_controller_sees_canonical_name_override(cdaq_python: Path, spawn, 
     assert {s["hb"]["role"] for s in steps} == {"DYNAMIC"}
     assert {s["hb"]["interval"] for s in steps} == {500}
     assert sat.proc.wait(timeout=10) == 0
+
+
+@pytest.mark.hosts(2)
+def test_cdaq_controller_on_another_host_drives_sputnik(cdaq_python: Path, on_host, group: str) -> None:
+    """Sputnik on virtual host 1, the 1.0.2 controller on host 2: discovery, commands and heartbeats
+    cross the bridge (the controller connects to the beacon's source address, 10.77.0.1)."""
+    from tests.fuzz.support import READY, SATELLITE_RUN
+
+    sat = on_host(1, SATELLITE_RUN, "Sputnik", "-n", "Remote", "-g", group, ready=READY, timeout=30)
+    code, events, stderr = run_json_script(
+        [
+            os.environ["NETNS_EXEC"], "2", str(cdaq_python), str(SCRIPTS / "drive_controller.py"),
+            group, "Sputnik.Remote", json.dumps({"config": {"_autonomy": {"role": "TRANSIENT"}}}),
+        ],
+        timeout=90,
+    )  # fmt: skip
+    errors = [e for e in events if e["event"] == "error"]
+    assert not errors, f"1.0.2 controller failed: {errors}\n{stderr[-3000:]}"
+    assert code == 0
+    steps = by_event(events, "step")
+    assert [s["hb"]["state"] for s in steps] == [t.name for _, t in CYCLE]
+    assert {s["hb"]["role"] for s in steps} == {"TRANSIENT"}
+    assert {(s["role"]["msg"], s["role"]["payload"]) for s in steps} == {("TRANSIENT", 4)}
+    assert by_event(events, "departed")[0]["satellites"] == []
+    assert sat.wait(timeout=10) == 0
