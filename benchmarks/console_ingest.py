@@ -6,7 +6,11 @@ SQLite (WAL, synchronous=FULL like the Console's default), served by uvicorn the
 a pre-bound loopback socket). Every event carries a client ``event_id`` (the Console deduplicates on it).
 Loopback only; request counts are bounded.
 
-    .venv/bin/python benchmarks/console_ingest.py [--single-events 1500] [--batches 48] [--no-postgres]
+    .venv/bin/python benchmarks/console_ingest.py [--single-events 1000] [--batches 32] [--repeats 3]
+                                                  [--no-postgres]
+
+Configurations are interleaved across the targets and each is run ``--repeats`` times; the best run is
+reported (the machine is shared, so the best run is the least disturbed one).
 """
 
 from __future__ import annotations
@@ -137,6 +141,7 @@ _PG_CHILD = (
 
 def start_postgres(root: Path) -> tuple[str, Path]:
     """pgserver PostgreSQL (as uid 1001 in a nested user namespace when we are root, as the tests do)."""
+    root.mkdir(parents=True, exist_ok=True)
     pgdata = root / "data"
     argv = [sys.executable, "-c", _PG_CHILD, str(pgdata)]
     if os.geteuid() == 0 and shutil.which("unshare"):
@@ -231,27 +236,38 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
 
 
+Row = tuple[str, str, int, float, float]
+
+
 def measure(
-    target: str, url: str, paths: list[str], key: str, single_events: int, batches: int
-) -> list[tuple[str, str, int, float, float]]:
-    rows = []
+    targets: list[tuple[str, str, list[str], str]], single_events: int, batches: int, repeats: int
+) -> list[Row]:
+    """Every config on every target, interleaved (the machine is shared), best of ``repeats`` runs."""
+    rows: list[Row] = []
     for mode in ("single", "batch"):
         for n in CONCURRENCY:
             total = single_events if mode == "single" else batches
             per_agent = max(1, total // n)
-            wall, lat, events = asyncio.run(run_load(url, paths[:n], key, per_agent, mode == "batch"))
-            rows.append((target, mode, n, events / wall, p99(lat)))
-            line = (
-                f"{target:<16} {mode:<6} agents={n:<3} {events / wall:>10,.0f} ev/s  p99 {p99(lat):8.1f} ms"
-            )
-            print(line, file=sys.stderr, flush=True)
+            best: dict[str, tuple[float, float]] = {}
+            for _ in range(repeats):
+                for name, url, paths, key in targets:
+                    wall, lat, events = asyncio.run(run_load(url, paths[:n], key, per_agent, mode == "batch"))
+                    rate = events / wall
+                    if rate > best.get(name, (0.0, 0.0))[0]:
+                        best[name] = (rate, p99(lat))
+            for name, _, _, _ in targets:
+                rate, lat99 = best[name]
+                rows.append((name, mode, n, rate, lat99))
+                print(f"{name:<16} {mode:<6} agents={n:<3} {rate:>10,.0f} ev/s  p99 {lat99:8.1f} ms",
+                      file=sys.stderr, flush=True)  # fmt: skip
     return rows
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--single-events", type=int, default=1500, help="single-event requests per config")
-    parser.add_argument("--batches", type=int, default=48, help="batch requests (of 500) per config")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--single-events", type=int, default=1000, help="single-event requests per run")
+    parser.add_argument("--batches", type=int, default=32, help="batch requests (of 500 events) per run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per config; the best one is reported")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--floor-server", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -259,33 +275,29 @@ def main() -> int:
         floor_server(args.floor_server)
         return 0
     work = Path(tempfile.mkdtemp(prefix="console-bench-"))
-    rows: list[tuple[str, str, int, float, float]] = []
     agents = max(CONCURRENCY)
+    procs: list[Proc] = []
+    pgdata: Path | None = None
     try:
         floor = Proc([sys.executable, __file__, "--floor-server", str(work / "floor.db")])
-        try:
-            rows += measure(
-                "floor (FastAPI)", floor.url, ["/events"] * agents, "-", args.single_events, args.batches
-            )
-        finally:
-            floor.stop()
-        backends = [("console sqlite", f"sqlite:///{work / 'console.db'}", None)]
+        procs.append(floor)
+        targets = [("floor (FastAPI)", floor.url, ["/events"] * agents, "-")]
+        backends = [("console sqlite", f"sqlite:///{work / 'console.db'}")]
         if not args.no_postgres:
             pg_url, pgdata = start_postgres(work / "pg")
-            backends.append(("console postgres", pg_url, pgdata))
-        for name, db_url, _ in backends:
+            backends.append(("console postgres", pg_url))
+        for name, db_url in backends:
             key, deps = prepare_console(db_url, agents)
             console = Proc([sys.executable, "-m", "console.cli", "serve", "--db-url", db_url, "--port", "0",
                             "--rate-limits", "off"])  # fmt: skip
-            try:
-                paths = [f"/api/deployments/{d}/events" for d in deps]
-                rows += measure(name, console.url, paths, key, args.single_events, args.batches)
-            finally:
-                console.stop()
+            procs.append(console)
+            targets.append((name, console.url, [f"/api/deployments/{d}/events" for d in deps], key))
+        rows = measure(targets, args.single_events, args.batches, args.repeats)
     finally:
-        for _, _, pgdata in backends if "backends" in locals() else []:
-            if pgdata is not None:
-                stop_postgres(pgdata)
+        for proc in procs:
+            proc.stop()
+        if pgdata is not None:
+            stop_postgres(pgdata)
         shutil.rmtree(work, ignore_errors=True)
     floor_rate = {(m, n): r for t, m, n, r, _ in rows if t.startswith("floor")}
     print(f"{'target':<17}{'mode':<7}{'agents':>6}{'events/s':>12}{'p99 ms':>9}{'x floor':>9}")

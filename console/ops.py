@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic_core
 from sqlalchemy import Connection, and_, bindparam, func, or_, select
 
 from console.db import agents, api_keys, deployments, events
@@ -165,6 +166,10 @@ def create_deployment(
     plan_id = plan.get("plan_id")
     if not isinstance(plan_id, str) or not plan_id:
         plan_id = str(plan_data.get("id") or plan_data.get("plan_id") or new_id("plan"))
+    try:
+        plan_json, timeline_json = _dumps(plan_data), _dumps(timeline)
+    except ValueError:
+        raise BadRequest("plan contains a non-finite number (NaN or Infinity is not JSON)") from None
     now = time.time()
     dep_id = new_id("dep")
     conn.execute(
@@ -175,8 +180,8 @@ def create_deployment(
             mode=mode,
             status="pending",
             speed=speed,
-            plan_data=_dumps(plan_data),
-            timeline=_dumps(timeline),
+            plan_data=plan_json,
+            timeline=timeline_json,
             created_at=now,
             updated_at=now,
             dispatch_count=0,
@@ -259,9 +264,25 @@ def dispatch_next(conn: Connection, agent_id: str, lease_s: float) -> dict[str, 
 # --- events ----------------------------------------------------------------------------------------
 
 
+def _payload_json(payload: dict[str, Any]) -> str:
+    """Canonical JSON text of a payload; non-finite numbers (not JSON) are a 400."""
+    try:
+        text = pydantic_core.to_json(payload)  # fast path (Rust)
+    except pydantic_core.PydanticSerializationError:
+        text = b"NaN"  # e.g. a lone surrogate from a Python-parsed plan file: take the strict path
+    if b"NaN" in text or b"Infinity" in text:  # maybe non-finite numbers, maybe just inside strings
+        try:
+            return _dumps(payload)
+        except ValueError:
+            raise BadRequest("payload contains a non-finite number (NaN or Infinity is not JSON)") from None
+    return text.decode()
+
+
 def _body_hash(ev: AgentEvent, payload_json: str) -> str:
-    head = _dumps([ev.type, ev.timestamp, ev.job_id, ev.step_id])
-    return hashlib.sha256(f"{head}{payload_json}".encode()).hexdigest()
+    # NUL cannot occur in these fields (refused at the edge), so the concatenation is unambiguous
+    step = "\x01" if ev.step_id is None else ev.step_id
+    body = f"{ev.type}\x00{ev.timestamp}\x00{ev.job_id}\x00{step}\x00{payload_json}"
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 # Prebuilt statements: compiled once, executed with parameters (the ingest hot path).
@@ -333,7 +354,7 @@ def add_events(
         if len(evs) == 1
         else [ev.client_event_id() for ev in evs]
     )
-    payloads = [_dumps(ev.payload) for ev in evs]
+    payloads = [_payload_json(ev.payload) for ev in evs]
     hashes = [_body_hash(ev, p) for ev, p in zip(evs, payloads, strict=True)]
     acks: list[EventAck | None] = [None] * len(evs)
     known_ids = {cid for cid in client_ids if cid is not None}

@@ -22,7 +22,9 @@ __all__ = [
     "PROTOCOL_VERSION",
     "STATUS_BY_EVENT",
     "TERMINAL_STATUSES",
+    "Agent",
     "AgentEvent",
+    "AgentList",
     "AgentStatus",
     "AgentTelemetry",
     "ApiKeyScope",
@@ -156,14 +158,16 @@ def _timestamp(value: str) -> str:
 
 Text = Annotated[str, Field(max_length=256), AfterValidator(_clean_text)]
 Identifier = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_clean_text)]
-Timestamp = Annotated[str, Field(max_length=64), AfterValidator(_timestamp)]
+Timestamp = Annotated[
+    str, Field(max_length=64, json_schema_extra={"pattern": _RFC3339.pattern}), AfterValidator(_timestamp)
+]
 Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class _Wire(BaseModel):
     """Inbound wire model: unknown keys are ignored so newer peers keep working."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class ErrorBody(_Wire):
@@ -330,6 +334,24 @@ class Deployment(_Wire):
     lease_expires_at: str | None
     dispatch_count: int
     event_count: int
+
+
+class Agent(_Wire):
+    """Operator view of a registered agent (`mc_agents`)."""
+
+    agent_id: str
+    satellite_id: str | None
+    satellite_name: str | None
+    status: str
+    agent_version: str | None
+    user_agent: str | None
+    registered_at: str
+    last_heartbeat_at: str | None
+    telemetry: dict[str, Any] | None
+
+
+class AgentList(_Wire):
+    agents: list[Agent]
 
 
 class DeploymentList(_Wire):

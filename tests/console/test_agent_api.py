@@ -229,6 +229,21 @@ def test_bad_input_gets_clear_4xx(server: Server) -> None:
         (400, agent.post(url, json=event(job_id="a\u0000b"))),
         (400, agent.post(url, json=event(seq=-1))),
         (400, agent.post(url, json=[1, 2])),
+        (
+            400,
+            agent.post(
+                url,
+                content=b'{"type":"a","timestamp":"2026-03-12T10:00:00Z","job_id":"j","payload":{"x":NaN}}',
+            ),
+        ),
+        (
+            400,
+            agent.post(
+                url,
+                content=b'{"type":"a","timestamp":"2026-03-12T10:00:00Z","job_id":"j","payload":{"x":1e999}}',
+            ),
+        ),
+        (400, agent.post("/api/agent/telemetry", content=b'{"battery_percent": Infinity}')),
         (400, agent.post("/api/deployments/bad%20id!/events", json=event())),
         (404, agent.post("/api/deployments/dep-doesnotexist/events", json=event())),
         (400, server.client(server.agent_key).post(url, json=event())),  # no X-Agent-ID
