@@ -188,10 +188,13 @@ class Satellite:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def _bind_socket(self, kind: int, key: str) -> zmq.asyncio.Socket:
+    def _bind_socket(self, kind: int, key: str, **options: int) -> zmq.asyncio.Socket:
+        """A socket with `options` set before binding (a listener copies the options at bind time)."""
         assert self._ctx is not None
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, _LINGER_MS)
+        for name, value in options.items():
+            sock.setsockopt(getattr(zmq, name), value)
         try:
             if self._ports[key]:
                 sock.bind(f"tcp://{self._bind}:{self._ports[key]}")
@@ -208,12 +211,11 @@ class Satellite:
         self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"{self.name}-hook")
         self._ctx = zmq.asyncio.Context()
         try:
-            cmd = self._bind_socket(zmq.ROUTER, "cmd")
-            hb = self._bind_socket(zmq.XPUB, "hb")
-            hb.setsockopt(zmq.XPUB_VERBOSER, 1)
-            mon = self._bind_socket(zmq.XPUB, "mon")
-            mon.setsockopt(zmq.XPUB_VERBOSE, 1)
-            mon.setsockopt(zmq.SNDHWM, 100_000)  # a burst to a slow subscriber queues instead of vanishing
+            # MAXMSGSIZE: a peer sending more is disconnected (inbound on the XPUBs: subscriptions only).
+            cmd = self._bind_socket(zmq.ROUTER, "cmd", MAXMSGSIZE=16 * 2**20)
+            hb = self._bind_socket(zmq.XPUB, "hb", XPUB_VERBOSER=1, MAXMSGSIZE=2**16)
+            # SNDHWM: a burst to a slow subscriber queues instead of vanishing.
+            mon = self._bind_socket(zmq.XPUB, "mon", XPUB_VERBOSE=1, MAXMSGSIZE=2**16, SNDHWM=100_000)
         except ServiceError:
             self._ctx.destroy(0)
             raise

@@ -9,6 +9,7 @@ import asyncio
 import random
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from protocols import cscp
 from protocols.cscp import VerbType as V
@@ -76,3 +77,18 @@ async def test_pub_sockets_survive_random_subscription_traffic(make_satellite, c
     assert hb.sender == "Satellite.T"
     assert (await client(sat)("get_state")).verb == "NEW"
     assert all(not t.done() for t in sat._tasks)  # no service task died
+
+
+async def test_oversized_request_disconnects_only_that_peer(make_satellite, client, zctx) -> None:
+    sat = await make_satellite()
+    big = zctx.socket(zmq.DEALER)
+    big.setsockopt(zmq.LINGER, 0)
+    events = big.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    big.connect(f"tcp://127.0.0.1:{sat.ports['cmd']}")
+    await big.send_multipart([b"", b"x" * (17 * 2**20)])
+    async with asyncio.timeout(5):  # the satellite drops that connection (MAXMSGSIZE 16 MiB)
+        event = parse_monitor_message(await events.recv_multipart())
+    assert event["event"] == zmq.EVENT_DISCONNECTED
+    assert (await client(sat)("get_name")).verb == "Satellite.T"
+    assert sat._server.requests == 1  # only get_name reached the server
+    big.disable_monitor()
