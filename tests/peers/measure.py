@@ -34,9 +34,9 @@ def _one(kind: str, group: str, mon: Proc, i: int, interval_ms: int) -> float:
     name = f"Raw.{kind.capitalize()}{i}"
     argv = [sys.executable, "-m", "tests.peers.hbnode", group, name, "--bind", "10.77.0.1"]
     argv += ["--interface", "net0", "--interval-ms", str(interval_ms), "--role", "ESSENTIAL"]
+    mark = len(mon.lines)
     node, _ = spawn_process(argv, ready=r"READY hb=", timeout=20, host=1)
     try:
-        mark = len(mon.lines)
         mon.wait_for(rf"EVENT \S+ {name} state_changed ORBIT", timeout=10, start=mark)
         mark = len(mon.lines)
         t0 = time.monotonic()
