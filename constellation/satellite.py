@@ -220,7 +220,7 @@ class Satellite:
             self._ctx.destroy(0)
             raise
         self._mon = MonitoringPublisher(mon, self.name, self._mntr_log, self.log_queue_size)
-        for topic in (self.type_name, "FSM", "CTRL", "LINK", "MNTR"):
+        for topic in (self.type_name, "LINK", "FSM", "CTRL", "MNTR"):  # 1.0.2 order
             self._mon.register_log_topic(topic)
         self._mon.register_metric("RUN_ID", "", "Current run identifier. Updated when changed.")
         self._mon.register_metric("STATE", "", "Current satellite state. Updated when changed.")

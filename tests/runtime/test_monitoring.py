@@ -22,7 +22,7 @@ async def test_notifications(make_satellite, zctx) -> None:
     sub.subscribe(b"LOG?")
     note = await sub.until(lambda m: isinstance(m, cmdp.Notification))
     assert (note.kind, dict(note.topics)) == (
-        "LOG", {"SATELLITE": "", "FSM": "", "CTRL": "", "LINK": "", "MNTR": ""},
+        "LOG", {"SATELLITE": "", "LINK": "", "FSM": "", "CTRL": "", "MNTR": ""},
     )  # fmt: skip
     sub.subscribe(b"STAT?")
     note = await sub.until(lambda m: isinstance(m, cmdp.Notification) and m.kind == "STAT")
