@@ -48,11 +48,13 @@ async def test_sigstop_is_lost_within_2s_and_recovers_on_sigcont(watching, spawn
     assert w.monitor.state_of("Raw.Frozen") is State.ORBIT
 
 
-@pytest.mark.parametrize("backends", ["chirp", "chirp,zeroconf"])
+@pytest.mark.parametrize("backends", ["chirp", "chirp,zeroconf", "zeroconf"])
 async def test_clean_exit_is_departed_not_lost(watching, spawn, group, backends):
     w = await watching(backends=backends)
-    node = hbnode(spawn, group, "Raw.Leaver", "--role", "ESSENTIAL", "--backends", backends)
-    await eventually(lambda: w.monitor.state_of("Raw.Leaver") is State.ORBIT, timeout=5)
+    node = hbnode(
+        spawn, group, "Raw.Leaver", "--role", "ESSENTIAL", "--backends", backends, "--interface", "lo"
+    )
+    await eventually(lambda: w.monitor.state_of("Raw.Leaver") is State.ORBIT, timeout=10)
     t0 = time.monotonic()
     node.signal(signal.SIGTERM)
     ev = await w.events.first("Raw.Leaver", EventKind.DEPARTED, timeout=3)
