@@ -303,9 +303,32 @@ _EVENT_COLUMNS = (
 )  # fmt: skip
 
 
-def _insert_events_sql(paramstyle: str) -> str:
-    marks = ", ".join("?" if paramstyle == "qmark" else "%s" for _ in _EVENT_COLUMNS)
-    return f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({marks})"
+_PG_TYPES = ("varchar", "varchar", "varchar", "bigint", "varchar", "varchar", "varchar", "text", "varchar",
+             "float8", "bool", "varchar", "varchar")  # fmt: skip
+# PostgreSQL: one statement for the whole batch (unnest of one array per column) and ANY(array) lookups;
+# both beat executemany / expanding IN by a wide margin on 500-event batches.
+_PG_INSERT_EVENTS = (
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in _PG_TYPES)})"
+)
+_PG_SELECT_DUPLICATES = (
+    "SELECT client_event_id, id, body_hash, known_type FROM events "
+    "WHERE deployment_id = %s AND client_event_id = ANY(%s)"
+)
+_SQLITE_INSERT_EVENTS = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * 13)})"
+
+
+def _insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_PG_INSERT_EVENTS, tuple(list(col) for col in zip(*rows, strict=True)))
+    else:  # executemany straight on the driver: SQLAlchemy's per-row processing dominated batches
+        conn.exec_driver_sql(_SQLITE_INSERT_EVENTS, rows)
+
+
+def _select_duplicates(conn: Connection, dep_id: str, ids: list[str]) -> Any:
+    if conn.dialect.name == "postgresql":
+        return conn.exec_driver_sql(_PG_SELECT_DUPLICATES, (dep_id, ids))
+    return conn.execute(_SELECT_DUPLICATES, {"p_dep": dep_id, "p_ids": ids})
 
 
 _UPDATE_DEPLOYMENT = (
@@ -360,7 +383,7 @@ def add_events(
     known_ids = {cid for cid in client_ids if cid is not None}
     stored: dict[str, tuple[str, str, bool]] = {}
     if known_ids:
-        for row in conn.execute(_SELECT_DUPLICATES, {"p_dep": dep_id, "p_ids": sorted(known_ids)}):
+        for row in _select_duplicates(conn, dep_id, sorted(known_ids)):
             stored[row.client_event_id] = (row.id, row.body_hash, bool(row.known_type))
     fresh: list[int] = []
     for i, cid in enumerate(client_ids):
@@ -405,8 +428,7 @@ def add_events(
         status = STATUS_BY_EVENT.get(ev.type) or (
             ("running" if simulator else "dispatched") if status == "pending" else status
         )
-    # executemany straight on the driver: SQLAlchemy's per-row parameter processing dominated batches
-    conn.exec_driver_sql(_insert_events_sql(conn.dialect.paramstyle), rows)
+    _insert_events(conn, rows)
     conn.execute(
         _UPDATE_DEPLOYMENT,
         {"p_dep": dep_id, "p_n": len(rows), "p_now": now, "p_status": status, "p_agent": agent_id},
