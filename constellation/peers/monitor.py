@@ -267,15 +267,17 @@ class PeerMonitor:
 
     async def _guarded(self, tracker: PeerTracker) -> None:
         assert self._ctx is not None
-        try:
-            await watch_peer(self._ctx, tracker, self._on_verdicts, self._counters)
-        except asyncio.CancelledError:
-            raise
-        except zmq.ContextTerminated:
-            return
-        except Exception:  # a bug, not input: log it loudly; the peer stays in the table as it was
-            self._counters["watcher_errors"] += 1
-            log.exception("peer watcher for %s failed", tracker.name or tracker.endpoint)
+        delay = 0.1
+        while True:
+            try:
+                await watch_peer(self._ctx, tracker, self._on_verdicts, self._counters)
+            except zmq.ContextTerminated:
+                return
+            except Exception:  # a bug or resource exhaustion, not input: log it, retry with back-off
+                self._counters["watcher_errors"] += 1
+                log.exception("peer watcher for %s failed; retrying", tracker.name or tracker.endpoint)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     def _on_verdicts(self, tracker: PeerTracker, verdicts: list[Verdict]) -> None:
         peer = self._peers.get(tracker.host_id)

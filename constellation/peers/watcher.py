@@ -9,6 +9,7 @@ to the pure ``PeerTracker``, and its verdicts to ``emit``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import time
@@ -26,6 +27,7 @@ __all__ = ["watch_peer"]
 
 log = logging.getLogger(__name__)
 
+_monitor_ids = itertools.count()
 _MONITORED = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_MONITOR_STOPPED
 
 
@@ -53,7 +55,8 @@ async def watch_peer(
     mon: zmq.asyncio.Socket | None = None
     try:
         _configure(sub, tracker)
-        mon = sub.get_monitor_socket(_MONITORED)
+        # a unique inproc address: pyzmq's default derives it from the fd, which a new socket may reuse
+        mon = sub.get_monitor_socket(_MONITORED, addr=f"inproc://peer-monitor-{next(_monitor_ids)}")
         sub.connect(tracker.endpoint)
         sub.subscribe(b"")
         poller = zmq.asyncio.Poller()

@@ -241,3 +241,27 @@ async def test_32_peers_gone_at_once_are_all_lost_within_1s(ctx) -> None:
         )
         assert max(e.time for e in lost) - t0 < 1.0
         assert all(p.lost for p in monitor.peers())
+
+
+async def test_a_failing_watcher_is_restarted(ctx, monkeypatch) -> None:
+    import constellation.peers.monitor as monitor_module
+
+    real = monitor_module.watch_peer
+    calls = []
+
+    async def flaky(*args, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("too many open files (simulated)")
+        await real(*args, **kw)
+
+    monkeypatch.setattr(monitor_module, "watch_peer", flaky)
+    pub, endpoint = await _xpub(ctx)
+    async with PeerMonitor("Sat.Me") as monitor:
+        monitor.watch(endpoint, name="Sat.A")
+        await pub.recv_multipart()
+        await pub.send_multipart(_beat("Sat.A"))
+        await eventually(lambda: monitor.state_of("Sat.A") is State.ORBIT, timeout=3)
+        assert monitor.counters["watcher_errors"] == 1
+        assert len(calls) == 2
+    pub.close(0)
