@@ -36,3 +36,5 @@ __all__ = [
     "validate_name_part",
     "validate_run_id",
 ]
+
+from . import console_api as console_api  # Console pull API models (console/ and the agent)
