@@ -17,6 +17,9 @@ class Sink(Protocol):
 
     def gone(self, backend: str, host_id: bytes, service: ServiceId, port: int | None) -> None: ...
 
+    def depart(self, host_id: bytes, service: ServiceId, port: int) -> None:
+        """A CHIRP DEPART: the node itself says it leaves (every backend's view at ``port`` goes)."""
+
 
 class Backend(Protocol):
     """A discovery mechanism. Every method is called from the event loop's thread."""

@@ -201,4 +201,4 @@ class ChirpBackend:
                 return
             self._sink.seen(CHIRP, beacon.host_id, beacon.service, source, beacon.port, None)
         elif beacon.port != 0:  # DEPART; 1.0.2 ignores DEPART with port 0 too
-            self._sink.gone(CHIRP, beacon.host_id, beacon.service, beacon.port)
+            self._sink.depart(beacon.host_id, beacon.service, beacon.port)

@@ -177,6 +177,7 @@ class Discovery:
         for backend in self._backends:
             total.update({f"{backend.name}.{k}": v for k, v in backend.counters.items()})
         total["table.dropped_full"] = self._table.dropped_full
+        total["table.held_departed"] = self._table.held_departed
         total["callback_errors"] = self._callback_errors
         return dict(total)
 
@@ -191,6 +192,10 @@ class Discovery:
     def gone(self, backend: str, host_id: bytes, service: ServiceId, port: int | None) -> None:
         if self._state == "started":
             self._dispatch(self._table.gone(backend, host_id, service, port))
+
+    def depart(self, host_id: bytes, service: ServiceId, port: int) -> None:
+        if self._state == "started":
+            self._dispatch(self._table.depart(host_id, service, port))
 
     def _dispatch(self, events: list[Event]) -> None:
         for change, svc in events:

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import ipaddress
 import logging
+import secrets
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
@@ -59,14 +60,18 @@ def instance_name(canonical_name: str, group: str) -> str:
     return f"{wire.host_id(canonical_name).hex()[:20]}@{wire.group_id(group).hex()[:20]}"
 
 
-def txt_record(group: str, canonical_name: str, service: ServiceId) -> dict[str, str]:
-    return {
+def txt_record(group: str, canonical_name: str, service: ServiceId, run: str | None = None) -> dict[str, str]:
+    """The TXT record of one service. ``run`` makes each registration's packets unique (see ``_info``)."""
+    txt = {
         "txtvers": TXT_VERSION,
         "group": group,
         "name": canonical_name,
         "service": service.name,
         "protocol": PROTOCOLS[service],
     }
+    if run is not None:
+        txt["run"] = run
+    return txt
 
 
 def pick_address(addresses: Sequence[str]) -> str | None:
@@ -175,13 +180,19 @@ class DnssdBackend:
     # -- registration -------------------------------------------------------------------------------
 
     def _info(self, service: ServiceId, port: int) -> AsyncServiceInfo:
+        """A fresh registration, with a random TXT ``run`` (docs/discovery.md, "Quick restarts").
+
+        python-zeroconf drops a packet identical to one received in the last 800 ms. Without ``run``, a
+        node restarted under the same name and ports sends announcements and goodbyes identical to its
+        previous run's, and observers silently ignored them.
+        """
         type_ = SERVICE_TYPES[service]
         server = f"cnstln-{self._host_id.hex()[:16]}-{self._group_id.hex()[:8]}.local."
         return AsyncServiceInfo(
             type_,
             f"{instance_name(self._canonical, self._group)}.{type_}",
             port=port,
-            properties=txt_record(self._group, self._canonical, service),
+            properties=txt_record(self._group, self._canonical, service, secrets.token_hex(4)),
             server=server,
             host_ttl=self._ttl,
             other_ttl=self._ttl,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 CHIRP = "chirp"
 ZEROCONF = "zeroconf"
 BACKENDS = (CHIRP, ZEROCONF)
+MAX_DEPARTED = 1024  # CHIRP DEPARTs remembered to hold back late reports of the same port (oldest go first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,14 @@ class _Entry:
     current: Service | None = None
 
 
+@dataclass(slots=True)
+class _Departed:
+    """A CHIRP DEPART for one (host_id, service): reports of other backends at ``port`` are held back."""
+
+    port: int
+    held: dict[str, _View]
+
+
 class ServiceTable:
     """Merged view of all backends; at most ``max_entries`` services (new ones beyond are dropped).
 
@@ -84,7 +94,9 @@ class ServiceTable:
     def __init__(self, max_entries: int = 4096) -> None:
         self._max = max_entries
         self._entries: dict[tuple[bytes, ServiceId], _Entry] = {}
+        self._departed: OrderedDict[tuple[bytes, ServiceId], _Departed] = OrderedDict()
         self.dropped_full = 0
+        self.held_departed = 0  # reports held back because the node had sent a CHIRP DEPART for that port
 
     def __len__(self) -> int:
         return sum(1 for e in self._entries.values() if e.current is not None)
@@ -109,6 +121,26 @@ class ServiceTable:
         name: str | None = None,
     ) -> list[Event]:
         """``backend`` reports ``(host_id, service)`` reachable at ``address:port``."""
+        key = (host_id, service)
+        departed = self._departed.get(key)
+        if departed is not None:
+            if backend != CHIRP and port == departed.port:
+                # a late report (a delayed zeroconf answer or resolve) of a node that said it left
+                departed.held[backend] = _View(address, port, name)
+                self.held_departed += 1
+                log.debug("%s: %s at port %d held back: CHIRP DEPART seen", backend, service.name, port)
+                return []
+            del self._departed[key]  # a CHIRP OFFER, or another port: a new incarnation
+            events = self._seen(backend, host_id, service, address, port, name)
+            for other, view in departed.held.items():
+                if other != backend and view.port == port:
+                    events += self._seen(other, host_id, service, view.address, view.port, view.name)
+            return events
+        return self._seen(backend, host_id, service, address, port, name)
+
+    def _seen(
+        self, backend: str, host_id: bytes, service: ServiceId, address: str, port: int, name: str | None
+    ) -> list[Event]:
         key = (host_id, service)
         entry = self._entries.get(key)
         if entry is None:
@@ -140,6 +172,9 @@ class ServiceTable:
     def gone(self, backend: str, host_id: bytes, service: ServiceId, port: int | None = None) -> list[Event]:
         """``backend`` no longer sees ``(host_id, service)`` (at ``port``, when given)."""
         key = (host_id, service)
+        departed = self._departed.get(key)
+        if departed is not None and (port is None or port == departed.port):
+            departed.held.pop(backend, None)
         entry = self._entries.get(key)
         if entry is None:
             return []
@@ -162,6 +197,27 @@ class ServiceTable:
                 events.append((Change.APPEAR, entry.current))
         if not entry.views:
             del self._entries[key]
+        return events
+
+    def depart(self, host_id: bytes, service: ServiceId, port: int) -> list[Event]:
+        """A CHIRP DEPART: the node leaves on purpose, so every backend's view of it at ``port`` goes.
+
+        It counts only when CHIRP knows the service at ``port``. Until CHIRP offers the service again
+        (or another backend reports another port), reports of other backends at ``port`` are held back:
+        a zeroconf answer or resolve that was under way when the node left must not bring it back.
+        """
+        key = (host_id, service)
+        entry = self._entries.get(key)
+        view = entry.views.get(CHIRP) if entry is not None else None
+        if entry is None or view is None or view.port != port:
+            return []
+        self._departed[key] = _Departed(port, {})
+        self._departed.move_to_end(key)
+        while len(self._departed) > MAX_DEPARTED:
+            self._departed.popitem(last=False)
+        events = self.gone(CHIRP, host_id, service, port)
+        for backend in [b for b, v in entry.views.items() if v.port == port]:
+            events += self.gone(backend, host_id, service, port)
         return events
 
     def drop_backend(self, backend: str) -> list[Event]:

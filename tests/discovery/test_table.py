@@ -136,3 +136,55 @@ def test_disagreeing_backend_takes_over_when_the_current_one_departs() -> None:
     assert table.snapshot()[0].backends == {"zeroconf"}
     assert [c for c, _ in table.gone("zeroconf", H1, ServiceId.CONTROL)] == [Change.DEPART]
     assert len(table) == 0
+
+
+def test_chirp_depart_removes_the_zeroconf_view_at_the_same_port_and_holds_late_reports() -> None:
+    table = ServiceTable()
+    table.seen("chirp", H1, ServiceId.CONTROL, "10.0.0.1", 4000)
+    table.seen("zeroconf", H1, ServiceId.CONTROL, "10.0.0.1", 4000, "Sputnik.X")
+    assert table.depart(H1, ServiceId.CONTROL, 3999) == []  # not the port CHIRP knows: ignored
+    events = table.depart(H1, ServiceId.CONTROL, 4000)
+    assert [(c, s.port, s.backends) for c, s in events] == [(Change.DEPART, 4000, {"zeroconf"})]
+    assert table.snapshot() == []
+    # a late zeroconf report of the same port is held back, and its goodbye is harmless
+    assert table.seen("zeroconf", H1, ServiceId.CONTROL, "10.0.0.1", 4000, "Sputnik.X") == []
+    assert table.held_departed == 1
+    assert table.snapshot() == []
+    assert table.gone("zeroconf", H1, ServiceId.CONTROL, 4000) == []
+    # the node offers again over CHIRP: it is back, and the held zeroconf view joins it
+    table.seen("zeroconf", H1, ServiceId.CONTROL, "10.0.0.1", 4000, "Sputnik.X")
+    events = table.seen("chirp", H1, ServiceId.CONTROL, "10.0.0.1", 4000)
+    assert [c for c, _ in events] == [Change.APPEAR]
+    (svc,) = table.snapshot()
+    assert svc.backends == {"chirp", "zeroconf"}
+    assert svc.name == "Sputnik.X"
+
+
+def test_chirp_depart_keeps_a_zeroconf_view_at_another_port_and_other_ports_end_the_hold() -> None:
+    table = ServiceTable()
+    table.seen("zeroconf", H1, ServiceId.HEARTBEAT, "10.0.0.1", 5000, "S.Y")
+    table.seen("chirp", H1, ServiceId.HEARTBEAT, "10.0.0.1", 5000)
+    table.seen("chirp", H1, ServiceId.HEARTBEAT, "10.0.0.1", 5001)  # moved (CHIRP saw the change)
+    events = table.depart(H1, ServiceId.HEARTBEAT, 5001)
+    # DEPART for 5001 only: the zeroconf view at 5000 takes its place, as before
+    assert [(c, s.port) for c, s in events] == [(Change.DEPART, 5001), (Change.APPEAR, 5000)]
+    table.gone("zeroconf", H1, ServiceId.HEARTBEAT, 5000)
+    # a zeroconf report at a port other than the departed one is a new incarnation: not held
+    events = table.seen("zeroconf", H1, ServiceId.HEARTBEAT, "10.0.0.1", 5002, "S.Y")
+    assert [(c, s.port) for c, s in events] == [(Change.APPEAR, 5002)]
+    assert table.held_departed == 0
+
+
+def test_departed_memory_is_bounded() -> None:
+    from constellation.discovery.service import MAX_DEPARTED
+
+    table = ServiceTable()
+    for i in range(MAX_DEPARTED + 10):
+        host = i.to_bytes(16, "big")
+        table.seen("chirp", host, ServiceId.CONTROL, "a", 1)
+        table.depart(host, ServiceId.CONTROL, 1)
+    assert len(table._departed) == MAX_DEPARTED
+    assert len(table) == 0
+    assert table._entries == {}
+    first = (0).to_bytes(16, "big")  # the oldest DEPART was forgotten: a report is no longer held
+    assert [c for c, _ in table.seen("zeroconf", first, ServiceId.CONTROL, "a", 1, "A.b")] == [Change.APPEAR]
