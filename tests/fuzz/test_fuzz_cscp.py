@@ -247,6 +247,15 @@ def test_blast_of_random_messages_gets_every_reply_and_leaves_it_healthy(orbitin
                 body = good
             envelope = [] if i % 7 == 3 else [b""]  # sometimes no delimiter at all
             d.sock.send_multipart([*envelope, *body] or [b"x"])
+        # While thousands of requests are queued from one peer, another controller is still served
+        # promptly (the ROUTER queues fairly per peer).
+        other = Client(orbiting.cmd)
+        try:
+            t = time.monotonic()
+            assert other.state(timeout=2.0) is State.ORBIT
+            assert time.monotonic() - t < 1.0
+        finally:
+            other.close()
         got, deadline = 0, time.monotonic() + 30
         while got < n and time.monotonic() < deadline:
             if d.sock.poll(1000):
