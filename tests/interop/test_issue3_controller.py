@@ -161,3 +161,33 @@ def test_cdaq_controller_on_another_host_drives_sputnik(cdaq_python: Path, on_ho
     assert {(s["role"]["msg"], s["role"]["payload"]) for s in steps} == {("TRANSIENT", 4)}
     assert by_event(events, "departed")[0]["satellites"] == []
     assert sat.wait(timeout=10) == 0
+
+
+def test_cdaq_controller_broadcasts_to_a_mixed_constellation(cdaq_python: Path, spawn, group: str) -> None:
+    """Two of our Sputniks and a 1.0.2 Mariner in one group, driven by 1.0.2 broadcasts: every reply
+    and every heartbeat state is the same for ours and theirs, and all leave on `shutdown`."""
+    a = start_sputnik(spawn, group, "A")
+    b = start_sputnik(spawn, group, "B")
+    mariner = spawn(str(cdaq_python.with_name("SatelliteMariner")), "-g", group, "-n", "C", "-i", "lo")
+    names = ["Sputnik.A", "Sputnik.B", "Mariner.C"]
+    code, events, stderr = run_json_script(
+        [str(cdaq_python), str(SCRIPTS / "drive_mixed.py"), group, *names], timeout=110
+    )
+    errors = [e for e in events if e["event"] == "error"]
+    assert not errors, f"1.0.2 controller failed: {errors}\n{stderr[-3000:]}"
+    assert code == 0
+    assert by_event(events, "discovered")[0]["satellites"] == sorted(names)
+    steps = by_event(events, "step")
+    assert [s["command"] for s in steps] == [c for c, _ in CYCLE]
+    for step, (command, target) in zip(steps, CYCLE, strict=True):
+        assert step["replies"] == {
+            n: {"success": True, "msg": "transitioning", "payload": command} for n in names
+        }
+        assert step["states"] == dict.fromkeys(names, target.name)
+        assert step["global_state"] == target.name
+    shutdown = by_event(events, "shutdown")[0]["replies"]
+    assert {n: r["msg"] for n, r in shutdown.items()} == {n: f"{n} queued for reentry" for n in names}
+    assert by_event(events, "done")
+    assert a.proc.wait(timeout=10) == 0
+    assert b.proc.wait(timeout=10) == 0
+    mariner.wait(timeout=10)
