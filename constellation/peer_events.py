@@ -1,21 +1,23 @@
-"""The seam for peer monitoring (next issue): what a heartbeat-subscription component reports.
+"""The seam for peer monitoring: what a heartbeat-subscription component must offer the Satellite.
 
-A `PeerMonitor` subscribes to the heartbeats of the peers that discovery finds, decodes them, keeps a
-liveness account per peer and calls `Satellite.on_peer_event(PeerEvent(...))` on the event loop. The
-satellite reacts by the peer's role exactly as 1.0.2 does (wire doc §4.5): interrupt when the peer's
-flags carry TRIGGER_INTERRUPT (ERROR/SAFE, lost) or DENY_DEPARTURE (departed), and mark the current run
-degraded when they carry MARK_DEGRADED (lost, departed).
+`constellation.peers.PeerMonitor` (docs/autonomy.md) implements `PeerMonitor`; the Satellite creates
+one when it runs discovery and applies its events with `constellation.peers.Reactions` (issue 4's role
+table with the once-per-peer latch). A custom monitor that only implements this seam may instead call
+`Satellite.on_peer_event(PeerEvent(...))`, which applies the same table to one event
+(`apply_legacy_event`, no latch).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
-from protocols.states import HeartbeatFlags, State
+from protocols.states import HeartbeatFlags, Role, State
 
-__all__ = ["PeerEvent", "PeerEventKind", "PeerMonitor"]
+__all__ = ["PeerEvent", "PeerEventKind", "PeerMonitor", "apply_legacy_event"]
 
 
 class PeerEventKind(Enum):
@@ -40,7 +42,7 @@ class PeerMonitor(Protocol):
     """
 
     async def run(self) -> None:
-        """Subscribe to the peers' heartbeats and report `PeerEvent`s until cancelled."""
+        """Subscribe to the peers' heartbeats and report events until cancelled."""
 
     def is_present(self, canonical_name: str) -> bool:
         """Known and not DEAD (checked when `initialize` reads `_conditions`)."""
@@ -50,3 +52,33 @@ class PeerMonitor(Protocol):
 
     async def changed(self) -> None:
         """Return after the next change of any peer's state (or presence)."""
+
+
+def apply_legacy_event(
+    event: PeerEvent,
+    local: State,
+    interrupt: Callable[[str], object],
+    mark_degraded: Callable[[str], object],
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger],
+) -> None:
+    """Apply `constellation.peers.decide` (issue 4's table, gated by `local`) to one seam event."""
+    from .peers.policy import EventKind, decide  # lazy: the peers package loads discovery
+
+    kinds: dict[Any, EventKind] = {
+        PeerEventKind.LOST: EventKind.LOST,
+        PeerEventKind.DEPARTED: EventKind.DEPARTED,
+    }
+    kind = kinds.get(event.kind)
+    if kind is None:
+        kind = {State.ERROR: EventKind.ERROR_STATE, State.DEAD: EventKind.ERROR_STATE}.get(
+            event.state, EventKind.SAFE_STATE if event.state is State.SAFE else EventKind.STATE_CHANGED
+        )
+    role = Role.from_flags(event.flags)
+    message = f"{event.peer} ({role.name}) {kind.value.replace('_', ' ')}"
+    reaction = decide(role, kind, local, message)
+    if reaction.log_level is not None:
+        log.log(reaction.log_level, "%s", message)
+    if reaction.mark_degraded:
+        mark_degraded(message)
+    if reaction.interrupt or reaction.interrupt_when_steady:
+        interrupt(message)  # the runner defers it while transitional

@@ -26,7 +26,7 @@ import zmq.asyncio
 
 from protocols.chirp import ServiceId
 from protocols.names import canonical_name
-from protocols.states import HeartbeatFlags, Role, State
+from protocols.states import Role, State
 
 from .command_server import CommandServer
 from .commands import collect_commands
@@ -39,7 +39,7 @@ from .heartbeat import HeartbeatPublisher
 from .lifecycle import HookResult, TransitionRunner, call_hook, inline_hook
 from .metrics import BUILTIN, MetricScheduler, collect_metrics
 from .monitoring import CmdpLogHandler, MonitoringPublisher
-from .peer_events import PeerEvent, PeerEventKind, PeerMonitor
+from .peer_events import PeerEvent, PeerMonitor, apply_legacy_event
 from .standard import CNSTLN_VERSION, StandardCommands
 from .stop import StopToken
 
@@ -54,6 +54,8 @@ class Satellite:
 
     version: ClassVar[str] = CNSTLN_VERSION
     satellite_type: ClassVar[str | None] = None
+    #: Failure-detection tunables of the peer monitor (None: `MonitorSettings()`, issue 4's defaults).
+    monitor_settings: ClassVar[Any] = None
     #: Log records waiting for the CMDP socket; beyond this they are dropped (and counted).
     log_queue_size: ClassVar[int] = 8192
 
@@ -89,7 +91,12 @@ class Satellite:
         self.max_heartbeat_interval_s = 30
         self.run_id = ""
         self.degraded = False
+        self.degraded_reasons: list[str] = []
+        #: The peer monitor; without one set by a subclass, `start()` creates a
+        #: `constellation.peers.PeerMonitor` fed by discovery (none without discovery).
         self.peers: PeerMonitor | None = None
+        #: The `constellation.peers.Reactions` listener applying issue 4's role table (with the monitor).
+        self.reactions: Any = None
         self._config = Configuration()
         self._conditions = Conditions()
         extra = {"satellite": self.name}
@@ -276,14 +283,39 @@ class Satellite:
         module = await loop.run_in_executor(
             self._executor, importlib.import_module, "constellation.discovery"
         )
+        if self.peers is None:
+            peers = await loop.run_in_executor(self._executor, importlib.import_module, "constellation.peers")
+            self._attach_monitor(peers)
+        # A custom monitor (tests) may not take discovery input.
         self._discovery = module.Discovery(
-            self.group, self.name, backends=self._backends, interfaces=self._interfaces
+            self.group,
+            self.name,
+            backends=self._backends,
+            interfaces=self._interfaces,
+            on_appear=getattr(self.peers, "service_appeared", None),
+            on_depart=getattr(self.peers, "service_departed", None),
         )
         await self._discovery.start()
         self._discovery.offer(ServiceId.CONTROL, self.ports["cmd"])
         self._discovery.offer(ServiceId.HEARTBEAT, self.ports["hb"])
         self._discovery.offer(ServiceId.MONITORING, self.ports["mon"])
         self._discovery.request(ServiceId.HEARTBEAT)
+
+    def _attach_monitor(self, peers: Any) -> None:
+        """Issue 4: a `PeerMonitor` on our context, its events applied by `Reactions` (docs/autonomy.md)."""
+        monitor = peers.PeerMonitor(self.name, settings=self.monitor_settings, context=self._ctx)
+        self.reactions = peers.Reactions(
+            local_state=lambda: self.fsm.state,
+            interrupt=self._runner.interrupt,  # ORBIT/RUN -> interrupting; deferred when transitional
+            interrupt_defers=True,
+            mark_degraded=self.mark_degraded,
+            logger=self._link_log,  # peer warnings go out as CMDP logs (LINK topic, as in 1.0.2)
+        )
+        monitor.add_listener(self.reactions)
+        self.peers = monitor
+        task = asyncio.create_task(monitor.run(), name=f"{self.name}:peers")
+        task.add_done_callback(self._service_done)
+        self._tasks.append(task)
 
     def _service_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._closed:
@@ -337,23 +369,28 @@ class Satellite:
     def _begin_run(self, run_id: str) -> None:
         self.run_id = run_id
         self.degraded = False
+        self.degraded_reasons = []
 
     def mark_degraded(self, reason: str) -> None:
-        """Mark the current run degraded (only while starting or in RUN; cleared at the next start)."""
-        if self.fsm.state in (State.starting, State.RUN) and not self.degraded:
+        """Mark the current run degraded (only while starting or in RUN; cleared at the next start).
+
+        Shown as `degraded: true` in the `get_run_id` tags; every reason is logged (FSM topic) and kept
+        in `degraded_reasons`.
+        """
+        if self.fsm.state not in (State.starting, State.RUN):
+            return
+        if len(self.degraded_reasons) < 64:
+            self.degraded_reasons.append(reason)
+        if not self.degraded:
             self.degraded = True
-            self._fsm_log.warning("Marking run as degraded: %s", reason)
+            self._fsm_log.warning("Marking run %s as degraded: %s", self.run_id, reason)
+        else:
+            self._fsm_log.info("Run %s degraded further: %s", self.run_id, reason)
 
     def on_peer_event(self, event: PeerEvent) -> None:
-        """React to a peer by its role (1.0.2 §4.5); called on the loop by the peer monitor."""
-        flags = event.flags
-        if event.kind is PeerEventKind.STATE:
-            if event.state in (State.ERROR, State.SAFE) and flags & HeartbeatFlags.TRIGGER_INTERRUPT:
-                self._runner.interrupt(f"{event.peer} reports state {event.state.name}")
-            return
-        lost = event.kind is PeerEventKind.LOST
-        if flags & HeartbeatFlags.MARK_DEGRADED:
-            self.mark_degraded(f"{event.peer} {event.kind.value}")
-        trigger = HeartbeatFlags.TRIGGER_INTERRUPT if lost else HeartbeatFlags.DENY_DEPARTURE
-        if flags & trigger:
-            self._runner.interrupt(f"{event.peer} {event.kind.value}")
+        """Apply issue 4's role table to one injected event (no once-per-peer latch).
+
+        The `constellation.peers.PeerMonitor` created by `start()` does not use this: its events go to
+        `self.reactions`, which adds the latch. Kept for monitors implementing only the seam.
+        """
+        apply_legacy_event(event, self.fsm.state, self._runner.interrupt, self.mark_degraded, self._link_log)
