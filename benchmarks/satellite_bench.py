@@ -38,6 +38,7 @@ for _path in (str(ROOT), str(HERE)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+import psutil  # noqa: E402
 import satellite_probe as probe  # noqa: E402
 import zmq  # noqa: E402
 
@@ -67,6 +68,7 @@ class Target:
 class Result:
     key: str
     startup_s: float | None = None
+    startup_cpu_s: float | None = None
     first_offer_s: float | None = None
     request_to_offer_s: float | None = None
     offer_after_reply_s: float | None = None
@@ -136,6 +138,7 @@ def measure(target: Target, args: argparse.Namespace) -> Result:
         # the last process stays up for everything else.
         startups: list[float] = []
         offers: list[float] = []
+        startup_cpu: list[float] = []
         for _ in range(args.starts):
             if proc is not None:
                 _stop(proc)
@@ -148,11 +151,14 @@ def measure(target: Target, args: argparse.Namespace) -> Result:
             t0 = time.monotonic()
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
             startups.append(probe.startup_to_first_reply(ctx, ports["cmd"], t0, timeout=60))
+            cpu = psutil.Process(proc.pid).cpu_times()
+            startup_cpu.append(cpu.user + cpu.system)
             if observer is not None and target.canonical is not None:
                 host = chirp.host_id(target.canonical)
                 offers.append(observer.wait_offer(host, chirp.ServiceId.CONTROL, t0, 10) - t0)
         assert proc is not None
         result.startup_s = statistics.median(startups)
+        result.startup_cpu_s = statistics.median(startup_cpu)
         if observer is not None and target.canonical is not None:
             result.first_offer_s = statistics.median(offers)
             result.offer_after_reply_s = statistics.median(
@@ -228,6 +234,7 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("get_state RTT median (ms)", "rtt_median_ms", ".3f", "<= 3x floor"),
     ("get_state RTT p99 (ms)", "rtt_p99_ms", ".3f", ""),
     ("start-up to first reply (s)", "startup_s", ".3f", "<= 1.0.2"),
+    ("CPU time used until the first reply (s)", "startup_cpu_s", ".3f", ""),
     ("start to first CHIRP OFFER (s)", "first_offer_s", ".3f", ""),
     ("first reply -> first OFFER (s)", "offer_after_reply_s", ".3f", ""),
     ("CHIRP REQUEST -> OFFER (s)", "request_to_offer_s", ".4f", "<= 0.1"),
