@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
 
-from console import ops, queries
+from console import ingest, ops, queries
 from console.errors import BadRequest
 from console.http import BodyLimit, install_error_handlers, install_openapi, json_response, parse
 from console.plans import validate_plan
@@ -145,7 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
         console.event_limit.take(dep_id)
         ev = await parse(request, AgentEvent)
         ack = await console.write(
-            lambda c: ops.add_event(c, dep_id, ev, agent_id=agent_id, idempotency_key=idem)
+            lambda c: ingest.add_event(c, dep_id, ev, agent_id=agent_id, idempotency_key=idem)
         )
         return json_response(ack, 200 if ack.duplicate else 201)
 
@@ -158,7 +158,9 @@ def create_app(settings: Settings) -> FastAPI:
         console.event_limit.take(dep_id)  # a batch costs one token: it is the sanctioned way to drain
         batch = await parse(request, EventBatch)
 
-        acks = await console.write(lambda c: ops.add_events(c, dep_id, list(batch.events), agent_id=agent_id))
+        acks = await console.write(
+            lambda c: ingest.add_events(c, dep_id, list(batch.events), agent_id=agent_id)
+        )
         dups = sum(a.duplicate for a in acks)
         return json_response(BatchAck(results=acks, stored=len(acks) - dups, duplicates=dups))
 

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, select
 
 from console.db import deployments
 from console.errors import ConsoleError
-from console.ops import add_event
+from console.ingest import add_event
 from console.queries import SimDeployment, active_simulations, load_timeline
 from protocols.console_api import TERMINAL_STATUSES, AgentEvent
 
