@@ -97,6 +97,8 @@ def state_of(sat: Sat, timeout: float = 5.0) -> State:
 class Fleet:
     """Satellite processes of one implementation in one group; ``close()`` kills what is left."""
 
+    _host_port = 20000 + 300 * (os.getpid() % 30)
+
     def __init__(self, impl: str, group: str, workdir: Path, level: str = "WARNING") -> None:
         self.impl, self.group, self.workdir, self.level = impl, group, workdir, level
         self.sats: dict[str, Sat] = {}
@@ -115,7 +117,13 @@ class Fleet:
         return f"Mariner.{name}", argv
 
     def spawn(self, name: str, iface: str = "lo", host: int | None = None) -> Sat:
-        ports = (free_tcp_port(), free_tcp_port(), free_tcp_port())
+        if host is None:
+            ports = (free_tcp_port(), free_tcp_port(), free_tcp_port())
+        else:
+            # Below the ephemeral range and never reused: a victim killed behind a cut link leaves its
+            # sockets in FIN_WAIT on that host, so a random port may still be taken there.
+            Fleet._host_port += 3
+            ports = (Fleet._host_port, Fleet._host_port + 1, Fleet._host_port + 2)
         canonical, argv = self._argv(name, iface, ports)
         if host is not None:
             argv = [os.environ["NETNS_EXEC"], str(host), *argv]
