@@ -191,3 +191,43 @@ def test_cdaq_controller_broadcasts_to_a_mixed_constellation(cdaq_python: Path, 
     assert a.proc.wait(timeout=10) == 0
     assert b.proc.wait(timeout=10) == 0
     mariner.wait(timeout=10)
+
+
+def test_cdaq_controller_reconfigure_interrupt_failure_and_recovery(
+    cdaq_python: Path, spawn, group: str
+) -> None:
+    """Through the 1.0.2 controller: reconfigure in ORBIT, the hidden _interrupt (-> SAFE) and _failure
+    (-> ERROR), refusals in SAFE, and recovery by initialize only, as 1.0.2 satellites behave."""
+    sat = start_sputnik(spawn, group, "Three")
+    steps = [
+        ["initialize", {}, "INIT"],
+        ["launch", None, "ORBIT"],
+        ["reconfigure", {"beep_period": 0.05}, "ORBIT"],
+        ["start", "r_7", "RUN"],
+        ["_interrupt", None, "SAFE"],
+        ["launch", None, None],  # SAFE is left only by initialize
+        ["start", "r_8", None],
+        ["initialize", {}, "INIT"],
+        ["_failure", None, "ERROR"],
+        ["launch", None, None],
+        ["initialize", {"channels": 1}, "INIT"],
+    ]
+    events = drive(cdaq_python, group, "Sputnik.Three", {"steps": steps})
+    done = by_event(events, "step")
+    assert [(s["command"], s["hb"]["state"]) for s in done] == [(c, t) for c, _, t in steps if t is not None]
+    for s in done:
+        assert s["reply"]["success"], s
+        assert s["reply"]["msg"] == "transitioning"
+    reconf = done[2]
+    assert "reconfiguring" in reconf["seen"]
+    interrupted = done[4]
+    assert interrupted["seen"][-2:] == ["interrupting", "SAFE"]
+    assert interrupted["hb"]["status"].endswith("Interrupted"), interrupted["hb"]
+    refused = by_event(events, "refused")
+    assert [r["command"] for r in refused] == ["launch", "start", "launch"]
+    for r in refused:
+        assert not r["reply"]["success"]
+        assert "Transition not allowed" in r["reply"]["errmsg"], r
+    assert done[-1]["seen"][-3:] == ["ERROR", "initializing", "INIT"]
+    assert by_event(events, "departed")[0]["satellites"] == []  # the driver ends with shutdown
+    assert sat.proc.wait(timeout=10) == 0

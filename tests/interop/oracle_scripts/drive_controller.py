@@ -3,7 +3,9 @@
 Runs in the oracle venv:  python drive_controller.py GROUP CANONICAL_NAME SPEC_JSON
 
 SPEC_JSON: {"config": {...}, "run_id": "r1", "calls": [[after_step, command, payload_or_null], ...],
-"timeout": 20}; ``after_step`` is "discovered" or a transition (initialize, launch, start, stop, land).
+"steps": [[command, payload_or_null, target_state_or_null], ...], "timeout": 20}; ``after_step`` is
+"discovered" or a step's command; ``steps`` replaces the default initialize -> launch -> start -> stop ->
+land cycle (a null target marks a command that must be refused).
 
 Prints one JSON object per line (``{"event": ...}``): what the 1.0.2 controller saw after each step, i.e.
 the satellite's replies (SatelliteResponse) and the controller's heartbeat view of it (state, interval,
@@ -143,15 +145,20 @@ def main() -> int:
 
         do_calls("discovered")
 
-        steps: list[tuple[str, Any, str]] = [
+        steps: list[tuple[str, Any, str | None]] = [
             ("initialize", spec.get("config", {}), "INIT"),
             ("launch", None, "ORBIT"),
             ("start", spec.get("run_id", "run1"), "RUN"),
             ("stop", None, "ORBIT"),
             ("land", None, "INIT"),
         ]
+        if "steps" in spec:  # [[command, payload or null, expected steady state or null if refused]]
+            steps = [tuple(step) for step in spec["steps"]]  # type: ignore[misc]
         for cmd, payload, target in steps:
             reply = getattr(sat, cmd)(payload) if payload is not None else getattr(sat, cmd)()
+            if target is None:  # a refused command: no transition to wait for
+                emit(event="refused", command=cmd, reply=response(reply), hb=hb_view(ctrl, canonical))
+                continue
             view = wait_hb_state(ctrl, canonical, target, timeout)
             with ctrl.seen_lock:
                 seen = [s for n, s in ctrl.seen if n.casefold() == canonical.casefold()]
