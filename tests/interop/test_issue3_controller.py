@@ -231,3 +231,48 @@ def test_cdaq_controller_reconfigure_interrupt_failure_and_recovery(
     assert done[-1]["seen"][-3:] == ["ERROR", "initializing", "INIT"]
     assert by_event(events, "departed")[0]["satellites"] == []  # the driver ends with shutdown
     assert sat.proc.wait(timeout=10) == 0
+
+
+def test_same_script_same_answers_as_a_cdaq_mariner(cdaq_python: Path, spawn) -> None:
+    """Differential: one 1.0.2 controller script against our Sputnik and against a 1.0.2 Mariner. The
+    framework's answers (transition replies, refusals, state sequences, roles, unused-key reporting) must
+    be identical; only the satellites' own hook texts differ."""
+    from tests.harness import unique_group
+
+    steps = [
+        # (not `_role` next to `_autonomy.role`: 1.0.2 ignores the flat key, we refuse the pair, by design
+        # (docs/runtime.md))
+        ["initialize", {"bogus_key": 1, "other": "x", "_autonomy": {"role": "TRANSIENT"}}, "INIT"],
+        ["launch", None, "ORBIT"],
+        ["initialize", {}, None],  # not allowed in ORBIT
+        ["start", "bad run id!", None],  # invalid characters
+        ["start", "r1", "RUN"],
+        ["_interrupt", None, "SAFE"],
+        ["launch", None, None],
+        ["_failure", None, "ERROR"],
+        ["initialize", {}, "INIT"],
+    ]
+    spec = {"steps": steps}
+    g1, g2 = unique_group(), unique_group()
+    start_sputnik(spawn, g1, "Diff")
+    spawn(str(cdaq_python.with_name("SatelliteMariner")), "-g", g2, "-n", "Diff", "-i", "lo")
+    ours = drive(cdaq_python, g1, "Sputnik.Diff", spec)
+    theirs = drive(cdaq_python, g2, "Mariner.Diff", spec)
+
+    def framework_view(events: list[dict[str, Any]], name: str) -> dict[str, Any]:
+        steps_seen = [
+            (s["command"], s["reply"]["msg"], s["reply"]["payload"], s["hb"]["state"], s["hb"]["role"],
+             s["hb"]["interval"], s["seen"], s["role"]["msg"], s["role"]["payload"])
+            for s in by_event(events, "step")
+        ]  # fmt: skip
+        refused = [
+            (r["command"], r["reply"]["success"], r["reply"]["errmsg"].replace(name, "X"))
+            for r in by_event(events, "refused")
+        ]
+        unused = [("(2 unused keys)" in s["hb"]["status"]) for s in by_event(events, "step")[:1]]
+        return {"steps": steps_seen, "refused": refused, "unused": unused}
+
+    view = framework_view(ours, "Sputnik.Diff")
+    assert view["unused"] == [True], by_event(ours, "step")[0]["hb"]
+    assert len(view["refused"]) == 3
+    assert view == framework_view(theirs, "Mariner.Diff")
