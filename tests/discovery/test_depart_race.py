@@ -88,7 +88,7 @@ async def test_late_zeroconf_report_after_depart_does_not_bring_the_satellite_ba
     # a node that did not DEPART is still reported by zeroconf alone
     info = _info(group, "Sputnik.Live", ServiceId.CONTROL, 5690)
     zeroconf._accept(info.type, info.name, info)
-    assert [(s.port, s.backends) for s in listener.services()] == [(5690, {"zeroconf"})]
+    assert [(s.port, s.backends) for s in listener.services()] == [(5690, frozenset({"zeroconf"}))]
 
 
 @pytest.mark.parametrize("backends", [BOTH, ("zeroconf",)])

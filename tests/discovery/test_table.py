@@ -144,7 +144,7 @@ def test_chirp_depart_removes_the_zeroconf_view_at_the_same_port_and_holds_late_
     table.seen("zeroconf", H1, ServiceId.CONTROL, "10.0.0.1", 4000, "Sputnik.X")
     assert table.depart(H1, ServiceId.CONTROL, 3999) == []  # not the port CHIRP knows: ignored
     events = table.depart(H1, ServiceId.CONTROL, 4000)
-    assert [(c, s.port, s.backends) for c, s in events] == [(Change.DEPART, 4000, {"zeroconf"})]
+    assert [(c, s.port, s.backends) for c, s in events] == [(Change.DEPART, 4000, frozenset({"zeroconf"}))]
     assert table.snapshot() == []
     # a late zeroconf report of the same port is held back, and its goodbye is harmless
     assert table.seen("zeroconf", H1, ServiceId.CONTROL, "10.0.0.1", 4000, "Sputnik.X") == []
@@ -188,3 +188,15 @@ def test_departed_memory_is_bounded() -> None:
     assert table._entries == {}
     first = (0).to_bytes(16, "big")  # the oldest DEPART was forgotten: a report is no longer held
     assert [c for c, _ in table.seen("zeroconf", first, ServiceId.CONTROL, "a", 1, "A.b")] == [Change.APPEAR]
+
+
+def test_each_registration_has_its_own_txt_run() -> None:
+    from constellation.discovery import DnssdBackend
+
+    assert txt_record("edda", "Sputnik.One", ServiceId.CONTROL, "0a1b2c3d")["run"] == "0a1b2c3d"
+    backend = DnssdBackend("edda", "Sputnik.One", ["127.0.0.1"], Discovery("edda", "Ctl.x"))
+    first, second = (backend._info(ServiceId.CONTROL, 4000) for _ in range(2))
+    # same name, port and server, yet never byte-identical packets (docs: "Quick restarts")
+    assert (first.name, first.port, first.server) == (second.name, second.port, second.server)
+    assert first.properties[b"run"] != second.properties[b"run"]
+    assert len(first.properties[b"run"] or b"") == 8
