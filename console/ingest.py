@@ -7,6 +7,7 @@ so a refusal (a :class:`~console.errors.ConsoleError`) changes nothing.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import Connection, bindparam, func, select
 
 from console.db import deployments, events
 from console.errors import BadRequest, Conflict, NotFound
-from console.ops import json_text, new_id
+from console.ops import json_text
 from protocols.console_api import EVENT_TYPES, STATUS_BY_EVENT, TERMINAL_STATUSES, AgentEvent, EventAck
 
 __all__ = ["add_event", "add_events"]
@@ -33,6 +34,10 @@ def _payload_json(payload: dict[str, Any]) -> str:
         except ValueError:
             raise BadRequest("payload contains a non-finite number (NaN or Infinity is not JSON)") from None
     return text.decode()
+
+
+def _ack(*, id: str, duplicate: bool, known_type: bool) -> EventAck:
+    return EventAck.model_construct(id=id, duplicate=duplicate, known_type=known_type)  # values are ours
 
 
 def _body_hash(ev: AgentEvent, payload_json: str) -> str:
@@ -148,7 +153,7 @@ def add_events(
             sid, shash, known = stored[cid]
             if shash != hashes[i]:
                 raise Conflict(f"event_id {cid!r} was already used for a different event")
-            acks[i] = EventAck(id=sid, duplicate=True, known_type=known)
+            acks[i] = _ack(id=sid, duplicate=True, known_type=known)
         else:
             fresh.append(i)
     if not fresh:
@@ -162,6 +167,7 @@ def add_events(
         raise Conflict(f"deployment {dep_id} is leased to another agent")
     status = dep.status
     now = time.time()
+    random_bits = os.urandom(16 * len(fresh))  # one 128-bit public id per new event, drawn at once
     rows: list[tuple[Any, ...]] = []
     ids: dict[str, tuple[str, str]] = {}  # repeats inside one batch: acknowledged like later retries
     for i in fresh:
@@ -169,11 +175,11 @@ def add_events(
         if cid is not None and cid in ids:
             if ids[cid][1] != hashes[i]:
                 raise Conflict(f"event_id {cid!r} is used twice in this batch for different events")
-            acks[i] = EventAck(id=ids[cid][0], duplicate=True, known_type=ev.type in EVENT_TYPES)
+            acks[i] = _ack(id=ids[cid][0], duplicate=True, known_type=ev.type in EVENT_TYPES)
             continue
         if status in TERMINAL_STATUSES:
             raise Conflict(f"deployment {dep_id} is {status}")
-        event_id = new_id("evt")
+        event_id = f"evt-{random_bits[16 * len(rows) : 16 * len(rows) + 16].hex()}"
         if cid is not None:
             ids[cid] = (event_id, hashes[i])
         known = ev.type in EVENT_TYPES
@@ -181,7 +187,7 @@ def add_events(
             (event_id, dep_id, cid, ev.client_seq(), ev.type, ev.job_id, ev.step_id, payloads[i],
              ev.timestamp, now, known, agent_id, hashes[i])
         )  # fmt: skip
-        acks[i] = EventAck(id=event_id, duplicate=False, known_type=known)
+        acks[i] = _ack(id=event_id, duplicate=False, known_type=known)
         status = STATUS_BY_EVENT.get(ev.type) or (
             ("running" if simulator else "dispatched") if status == "pending" else status
         )

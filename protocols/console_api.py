@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "AGENT_STATUSES",
@@ -130,8 +130,12 @@ EXTENSIONS: Final[tuple[str, ...]] = (
 )
 
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,12})?([Zz]|[+-]\d{2}:?\d{2})?$",
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(\.[0-9]{1,12})?([Zz]|[+-][0-9]{2}:?[0-9]{2})?$"
 )
+# Strings are checked by pydantic-core (Rust regex, no Python callback per field): no NUL (PostgreSQL
+# text cannot hold it); lone surrogates never validate as strings there.
+_NO_NUL = r"^[^\x00]*$"
 
 
 def is_rfc3339(value: str) -> bool:
@@ -150,17 +154,9 @@ def _clean_text(value: str) -> str:
     return value
 
 
-def _timestamp(value: str) -> str:
-    if not is_rfc3339(value):
-        raise ValueError("timestamp must be an ISO 8601 / RFC 3339 date-time, e.g. 2026-03-07T14:23:45Z")
-    return value
-
-
-Text = Annotated[str, Field(max_length=256), AfterValidator(_clean_text)]
-Identifier = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_clean_text)]
-Timestamp = Annotated[
-    str, Field(max_length=64, json_schema_extra={"pattern": _RFC3339.pattern}), AfterValidator(_timestamp)
-]
+Text = Annotated[str, Field(max_length=256, pattern=_NO_NUL)]
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=_NO_NUL)]
+Timestamp = Annotated[str, Field(max_length=64, pattern=_RFC3339.pattern)]  # ISO 8601 / RFC 3339
 Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
