@@ -41,6 +41,7 @@ class Node:
     host: int
     cmd_port: int
     impl: str  # "ours" or "1.0.2"
+    hb_port: int = 0  # ours only (from the READY line)
     ctx: zmq.Context[zmq.Socket[bytes]] = field(default_factory=zmq.Context)
     _req: zmq.Socket[bytes] | None = None
 
@@ -133,7 +134,7 @@ def start_ours(spawn: Spawner, group: str, name: str, host: int = 0, timeout: fl
     argv = [SATELLITE_RUN, "Sputnik", "-n", name, "-g", group, "-i", iface(host)]
     proc = spawn(*argv, ready=READY, timeout=timeout, host=host or None)
     m = proc.ready  # type: ignore[attr-defined]
-    return Node(proc, m["name"], host, int(m["cmd"]), "ours")
+    return Node(proc, m["name"], host, int(m["cmd"]), "ours", int(m["hb"]))
 
 
 def start_mariner(
