@@ -12,6 +12,7 @@ import pytest
 
 from constellation.discovery import Discovery, Service
 from protocols import chirp as wire
+from tests.harness import eventually
 
 
 @dataclass
@@ -35,6 +36,16 @@ class Recorder:
 
 
 MakeFn = Callable[..., tuple[Discovery, Recorder]]
+SendFn = Callable[[bytes], None]
+
+
+async def first(
+    find: Callable[[], tuple[float, Service] | None], timeout: float = 5.0
+) -> tuple[float, Service]:
+    """``eventually(find)`` for a Recorder lookup, typed as found (a timeout raises)."""
+    found = await eventually(find, timeout)
+    assert found is not None
+    return found
 
 
 @pytest.fixture
@@ -56,7 +67,7 @@ async def make() -> AsyncIterator[MakeFn]:
 
 
 @pytest.fixture
-def chirp_sender() -> Iterator[Callable[[bytes], None]]:
+def chirp_sender() -> Iterator[SendFn]:
     """send(datagram) to 239.192.7.123:7123 on loopback, like any other node would."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
+from collections.abc import Callable
 
 import pytest
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from constellation.discovery import (
+    Discovery,
     DiscoveryClosed,
     InvalidOffer,
+    Service,
     UnknownInterface,
 )
 from protocols import chirp as wire
 from protocols.chirp import Beacon, MessageType, ServiceId
-from tests.discovery.conftest import MakeFn
+from tests.discovery.conftest import MakeFn, SendFn, first
 from tests.harness import eventually
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(60)]
@@ -26,7 +30,11 @@ LATENCY = 0.1  # the target: an already-listening process sees a new satellite w
 BOTH = ("chirp", "zeroconf")
 
 
-def named(name: str):
+def _received_at_least(disc: Discovery, n: int) -> bool:
+    return disc.counters.get("chirp.received", 0) >= n
+
+
+def named(name: str) -> Callable[[Service], bool]:
     hid = wire.host_id(name)
     return lambda s: s.host_id == hid
 
@@ -42,7 +50,7 @@ async def test_listening_peer_sees_offer_within_100ms_and_depart_on_close(
     sat.offer(ServiceId.HEARTBEAT, 4101)
     t0 = time.monotonic()
     await sat.start()
-    t_appear, _svc = await eventually(lambda: rec.first_appear(named("Sputnik.One")), timeout=5)
+    t_appear, _svc = await first(lambda: rec.first_appear(named("Sputnik.One")), timeout=5)
     latency = t_appear - t0
     assert latency < LATENCY, f"{backends}: seen after {latency * 1000:.1f} ms"
     await eventually(lambda: len(listener.services()) == 2, timeout=5)
@@ -76,7 +84,7 @@ async def test_new_listener_finds_existing_node(make: MakeFn, group: str, backen
     listener.request(ServiceId.CONTROL)  # CHIRP REQUEST, sent at start; zeroconf browses anyway
     t0 = time.monotonic()
     await listener.start()
-    t_appear, svc = await eventually(lambda: rec.first_appear(named("Sputnik.Old")), timeout=5)
+    t_appear, svc = await first(lambda: rec.first_appear(named("Sputnik.Old")), timeout=5)
     # CHIRP: the REQUEST is answered at once. zeroconf: a new browser's first query is delayed by
     # python-zeroconf itself by 20-120 ms (README-netns), so only CHIRP is held to the 0.1 s target.
     limit = LATENCY if "chirp" in backends else 0.5
@@ -84,20 +92,20 @@ async def test_new_listener_finds_existing_node(make: MakeFn, group: str, backen
     assert svc.port == 4200
 
 
-async def test_port_change_is_depart_plus_appear(make: MakeFn, group: str, chirp_sender) -> None:
+async def test_port_change_is_depart_plus_appear(make: MakeFn, group: str, chirp_sender: SendFn) -> None:
     listener, rec = make(group, "Ctl.l", backends=BOTH)
     await listener.start()
     sat, _ = make(group, "Sputnik.Mover", backends=BOTH)
     sat.offer(ServiceId.CONTROL, 4300)
     await sat.start()
-    await eventually(lambda: rec.first_appear(named("Sputnik.Mover")))
+    await first(lambda: rec.first_appear(named("Sputnik.Mover")))
     sat.offer(ServiceId.CONTROL, 4301)  # DEPART 4300 + OFFER 4301, zeroconf update
     await eventually(lambda: [s.port for s in listener.services()] == [4301])
-    await eventually(lambda: rec.first_depart(lambda s: s.port == 4300))
+    await first(lambda: rec.first_depart(lambda s: s.port == 4300))
     # a restart without DEPART (1.0.2 style): a raw OFFER with yet another port replaces the entry
     beacon = Beacon(MessageType.OFFER, wire.group_id(group), sat.host_id, ServiceId.CONTROL, 4302)
     chirp_sender(wire.encode(beacon))
-    await eventually(lambda: rec.first_appear(lambda s: s.port == 4302))
+    await first(lambda: rec.first_appear(lambda s: s.port == 4302))
     assert [s.port for s in listener.services()] == [4302]
     assert rec.first_depart(lambda s: s.port == 4301) is not None
     ports = [s.port for _, s in rec.appeared]
@@ -128,7 +136,7 @@ async def test_group_isolation_and_case_insensitive_group(
     same, _ = make(group.upper(), "Sputnik.Same", backends=backends)
     same.offer(ServiceId.CONTROL, 4501)
     await same.start()
-    await eventually(lambda: rec.first_appear(named("Sputnik.Same")))
+    await first(lambda: rec.first_appear(named("Sputnik.Same")))
     # the other group's offer went out before ours: had it not been filtered, it would be here
     await eventually(lambda: listener.counters.get(f"{backends[0]}.other_group", 0) >= 1)
     assert [s.port for s in listener.services()] == [4501]
@@ -137,7 +145,7 @@ async def test_group_isolation_and_case_insensitive_group(
 async def test_malformed_datagrams_leave_the_receiver_working(
     make: MakeFn,
     group: str,
-    chirp_sender,
+    chirp_sender: SendFn,
 ) -> None:
     listener, rec = make(group, "Ctl.fuzz", backends=("chirp",))
     await listener.start()
@@ -163,7 +171,7 @@ async def test_malformed_datagrams_leave_the_receiver_working(
     sat, _ = make(group, "Sputnik.AfterFuzz", backends=("chirp",))
     sat.offer(ServiceId.CONTROL, 4601)
     await sat.start()
-    await eventually(lambda: rec.first_appear(named("Sputnik.AfterFuzz")))
+    await first(lambda: rec.first_appear(named("Sputnik.AfterFuzz")))
     # and our own answers to REQUESTs still work
     chirp_sender(wire.encode(Beacon(MessageType.REQUEST, gid, wire.host_id("Z.z"), ServiceId.CONTROL, 0)))
     await eventually(lambda: sat.counters.get("chirp.sent_offer", 0) >= 2)
@@ -195,7 +203,7 @@ async def test_malformed_zeroconf_records_are_ignored(make: MakeFn, group: str) 
         sat, _ = make(group, "Sputnik.Z", backends=("zeroconf",))
         sat.offer(ServiceId.CONTROL, 4710)
         await sat.start()
-        await eventually(lambda: rec.first_appear(named("Sputnik.Z")))
+        await first(lambda: rec.first_appear(named("Sputnik.Z")))
     finally:
         async with asyncio.timeout(5):
             await azc.async_close()
@@ -253,7 +261,9 @@ async def test_no_threads_and_nothing_left_behind(make: MakeFn, group: str) -> N
     assert not any(n.startswith("discovery-") for n in names), names
 
 
-async def test_thousands_of_random_and_mutated_datagrams(make: MakeFn, group: str, chirp_sender) -> None:
+async def test_thousands_of_random_and_mutated_datagrams(
+    make: MakeFn, group: str, chirp_sender: SendFn
+) -> None:
     import random
 
     rng = random.Random(1234)
@@ -267,23 +277,23 @@ async def test_thousands_of_random_and_mutated_datagrams(make: MakeFn, group: st
         if i % 2:
             data = bytes(rng.getrandbits(8) for _ in range(rng.choice((0, 1, 6, 41, 42, 43, 200))))
         else:  # mutate one header byte of a valid beacon of our group: magic, version, type or service
-            data = bytearray(good)
+            mutated = bytearray(good)
             pos = rng.choice((0, 4, 5, 6, 39))
-            data[pos] = rng.choice([b for b in range(256) if b != good[pos]])
-            data = bytes(data)
+            mutated[pos] = rng.choice([b for b in range(256) if b != good[pos]])
+            data = bytes(mutated)
         try:
             wire.decode(data)
         except ValueError:
             malformed += 1
         chirp_sender(data)
         if i % 100 == 99:  # stay within the socket's receive buffer: wait until it has caught up
-            await eventually(lambda n=i + 1: listener.counters.get("chirp.received", 0) >= n, timeout=5)
+            await eventually(functools.partial(_received_at_least, listener, i + 1), timeout=5)
     assert listener.counters["chirp.malformed"] >= malformed
     sat, _ = make(group, "Sputnik.Bulk", backends=("chirp",))
     sat.offer(ServiceId.CONTROL, 4952)
     sat.request(ServiceId.HEARTBEAT)
     await sat.start()
-    await eventually(lambda: rec.first_appear(named("Sputnik.Bulk")))
+    await first(lambda: rec.first_appear(named("Sputnik.Bulk")))
     # it still answers REQUESTs: the new node's HEARTBEAT request is answered with our offer
     await eventually(lambda: sat.services(ServiceId.HEARTBEAT))
 
@@ -297,7 +307,7 @@ async def test_zeroconf_resolves_instances_missing_from_the_cache(make: MakeFn, 
     sat, _ = make(group, "Sputnik.Q", backends=("zeroconf",))
     sat.offer(ServiceId.CONTROL, 4990)
     await sat.start()
-    await eventually(lambda: rec.first_appear(named("Sputnik.Q")))
+    await first(lambda: rec.first_appear(named("Sputnik.Q")))
     backend = listener._backends[0]
     assert isinstance(backend, DnssdBackend)
     assert backend._azc is not None

@@ -14,7 +14,7 @@ import pytest
 
 from protocols import chirp as wire
 from protocols.chirp import ServiceId
-from tests.discovery.conftest import MakeFn
+from tests.discovery.conftest import MakeFn, first
 from tests.harness import Proc, eventually
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(90)]
@@ -59,7 +59,7 @@ async def test_other_process_seen_within_100ms_and_departs_on_sigint(
         "-i",
         "lo",
     )
-    t_appear, _svc = await eventually(lambda: rec.first_appear(named("Sputnik.Proc")), timeout=5)
+    t_appear, _svc = await first(lambda: rec.first_appear(named("Sputnik.Proc")), timeout=5)
     latency = t_appear - t0_of(node)  # CLOCK_MONOTONIC is system-wide
     assert latency < LATENCY, f"{backends}: seen after {latency * 1000:.1f} ms"
     await eventually(lambda: len(listener.services()) == 2)
@@ -94,7 +94,7 @@ async def test_across_virtual_hosts(
     seen_at = float((await asyncio.to_thread(watcher.wait_for, pattern, 5)).group(1))
     latency = seen_at - t0_of(node)
     assert latency < LATENCY, f"{backends}: host2 saw host1 after {latency * 1000:.1f} ms"
-    _, svc = await eventually(lambda: rec.first_appear(named("Sputnik.Host1")), timeout=5)
+    _, svc = await first(lambda: rec.first_appear(named("Sputnik.Host1")), timeout=5)
     assert svc.endpoint == "tcp://10.77.0.1:5200"
     node.signal(signal.SIGTERM)
     await asyncio.to_thread(watcher.wait_for, r"^DEPART \S+ CONTROL", 5)
@@ -122,7 +122,7 @@ async def test_sees_real_102_satellite_and_its_depart(
     late.request(ServiceId.CONTROL)
     t0 = time.monotonic()
     await late.start()
-    t_found, _ = await eventually(lambda: late_rec.first_appear(named("Mariner.One")), timeout=5)
+    t_found, _ = await first(lambda: late_rec.first_appear(named("Mariner.One")), timeout=5)
     assert t_found - t0 < 0.5
     sat.signal(signal.SIGINT)
     await eventually(lambda: {s.service for _, s in rec.departed} == services, timeout=15)
@@ -179,13 +179,13 @@ async def test_zeroconf_departure_on_ttl_expiry_but_not_while_alive(
         "-i",
         "lo",
     )
-    await eventually(lambda: rec.first_appear(named("Sputnik.Ttl")), timeout=5)
+    await first(lambda: rec.first_appear(named("Sputnik.Ttl")), timeout=5)
     # alive: its records expire every second, the listener re-queries them and keeps the service
     await eventually(lambda: listener.counters.get("zeroconf.refreshed", 0) >= 2, timeout=15)
     assert rec.departed == []
     node.signal(signal.SIGKILL)
     t_kill = time.monotonic()
-    t_depart, svc = await eventually(lambda: rec.first_depart(named("Sputnik.Ttl")), timeout=15)
+    t_depart, svc = await first(lambda: rec.first_depart(named("Sputnik.Ttl")), timeout=15)
     assert svc.port == 5400
     assert "CLOSED" not in node.output  # it really died without saying goodbye
     assert listener.counters["zeroconf.expired"] == 1
