@@ -4,13 +4,14 @@
         [--stable-ours 48 96 192 256] [--stable-cdaq 48] [--only ours cdaq] [--skip stable] [--json out.json]
 
 Not a test. It prepares the 1.0.2 oracle venv (outside), then re-executes itself inside a private network
-namespace with one virtual host (``tests/netns/netns-run --hosts 1``): every packet stays on loopback or
-the namespace's bridge. Ours = ``satellite-run Sputnik --discovery chirp``; 1.0.2 = the stock
-``SatelliteMariner`` of the oracle venv (CHIRP only). Both are driven by raw CSCP (get_state, initialize,
-launch) and watched by one passive heartbeat SUB (the "tap"). Three measurements:
+namespace with virtual hosts (``tests/netns/netns-run --hosts H``, H = 1 + one per link-cut trial): every
+packet stays on loopback or the namespace's bridge. Ours = ``satellite-run Sputnik --discovery chirp``;
+1.0.2 = the stock ``SatelliteMariner`` of the oracle venv (CHIRP only). Both are driven by raw CSCP
+(get_state, initialize, launch) and watched by one passive heartbeat SUB (the "tap"). Three measurements:
 
 1. **Detection**: a group of N = N-1 observers (root namespace, CHIRP on ``br0``) plus one victim on
-   virtual host 1 (``netns-exec 1``, CHIRP on ``net0``), all in ORBIT, the victim ESSENTIAL or DYNAMIC
+   a virtual host (``netns-exec K``, CHIRP on ``net0``; host 1 for kill/stop, a fresh host per cut whose
+   link stays down), all in ORBIT, the victim ESSENTIAL or DYNAMIC
    (alternating). Fault: SIGKILL, SIGSTOP or ``netns-link 1 down``. Latency = from just before the fault
    to the tap's receipt of each observer's first heartbeat in ``interrupting``/SAFE (the extrasystole of
    its interrupt), one sample per observer and trial; p50/p99 over all samples; an observer that does not
@@ -46,7 +47,16 @@ for _path in (str(ROOT), str(HERE)):
         sys.path.insert(0, _path)
 
 import psutil  # noqa: E402
-from autonomy_scenarios import Detection, Rate, Stable, detection, log, rate, stable  # noqa: E402
+from autonomy_scenarios import (  # noqa: E402
+    Detection,
+    Rate,
+    Stable,
+    detection,
+    hosts_needed,
+    log,
+    rate,
+    stable,
+)
 
 from tests.harness import NETNS_RUN, in_netns, netns_hosts, prepare_oracle  # noqa: E402
 
@@ -170,9 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     if not in_netns():
         prepare_oracle()  # needs the package registry: outside the namespace
         script = str(Path(__file__).resolve())
-        os.execv(str(NETNS_RUN), [str(NETNS_RUN), "--hosts", "1", "--", sys.executable, script, *raw])
-    if netns_hosts() < 1:
-        print("needs a virtual host: run under tests/netns/netns-run --hosts 1", file=sys.stderr)
+        hosts = str(hosts_needed(args))
+        os.execv(str(NETNS_RUN), [str(NETNS_RUN), "--hosts", hosts, "--", sys.executable, script, *raw])
+    if netns_hosts() < hosts_needed(args):
+        print(f"run under tests/netns/netns-run --hosts {hosts_needed(args)}", file=sys.stderr)
         return 2
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # every satellite inherits it
