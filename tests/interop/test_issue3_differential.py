@@ -8,6 +8,7 @@ Sent in NEW and again in ORBIT, where argument and state checks meet.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,66 @@ def test_same_replies_as_cdaq_in_new_and_orbit(cdaq_python: Path, spawn) -> None
     finally:
         ours.close()
         theirs.close()
+
+
+def test_same_extrasystoles_and_state_metrics_as_cdaq(cdaq_python: Path, spawn) -> None:
+    """Driven through the same cycle, ours and a 1.0.2 Mariner send the same extrasystoles (state, flags,
+    status frame present) and the same STAT/STATE sequence, and announce the same LOG? topics."""
+    import zmq
+
+    from protocols import chp, cmdp
+
+    sat = start_sputnik(spawn, unique_group(), "Seq")
+    ports = {k: free_tcp_port() for k in ("cmd", "hb", "mon")}
+    spawn(
+        str(cdaq_python.with_name("SatelliteMariner")), "-g", unique_group(), "-n", "Seq", "-i", "lo",
+        "--cmd-port", str(ports["cmd"]), "--hb-port", str(ports["hb"]), "--mon-port", str(ports["mon"]),
+    )  # fmt: skip
+    targets = {
+        "ours": (sat.cmd, sat.hb, sat.mon, "SPUTNIK"),
+        "1.0.2": (ports["cmd"], ports["hb"], ports["mon"], "MARINER"),
+    }
+    ctx = zmq.Context()
+    seen: dict[str, dict[str, Any]] = {}
+    try:
+        for key, (cmd, hb, mon, own_topic) in targets.items():
+            client = Client(cmd)
+            client.wait_state(State.NEW, timeout=30)
+            hb_sub = ctx.socket(zmq.SUB)
+            hb_sub.setsockopt(zmq.SUBSCRIBE, b"")
+            hb_sub.connect(f"tcp://127.0.0.1:{hb}")
+            mon_sub = ctx.socket(zmq.SUB)
+            for t in (b"STAT/STATE", b"LOG?"):
+                mon_sub.setsockopt(zmq.SUBSCRIBE, t)
+            mon_sub.connect(f"tcp://127.0.0.1:{mon}")
+            assert hb_sub.poll(10_000), f"{key}: no heartbeat"
+            assert mon_sub.poll(10_000), f"{key}: no LOG? notification"
+            note = cmdp.decode(mon_sub.recv_multipart())
+            assert isinstance(note, cmdp.Notification)
+            log_topics = [t.replace(own_topic, "<TYPE>") for t in note.topics]
+            for command, payload, target in (
+                ("initialize", {}, State.INIT), ("launch", None, State.ORBIT), ("start", "r1", State.RUN),
+                ("stop", None, State.ORBIT), ("land", None, State.INIT),
+            ):  # fmt: skip
+                assert client.call(command, payload).verb == "transitioning"
+                client.wait_state(target)
+            # Ten state changes: initializing, INIT, launching, ORBIT, starting, RUN, stopping, ORBIT,
+            # landing, INIT; each gives one extrasystole and one STAT/STATE (regular beats are skipped).
+            extras: list[tuple[str, int, bool]] = []
+            states: list[object] = []
+            end = time.monotonic() + 10
+            while len(extras) < 10 and hb_sub.poll(max(0, int((end - time.monotonic()) * 1000))):
+                beat = chp.decode(hb_sub.recv_multipart())
+                if beat.is_extrasystole:
+                    extras.append((beat.state.name, int(beat.flags), beat.status is not None))
+            while len(states) < 10 and mon_sub.poll(max(0, int((end - time.monotonic()) * 1000))):
+                msg = cmdp.decode(mon_sub.recv_multipart())
+                if isinstance(msg, cmdp.Metric):
+                    states.append(msg.value)
+            seen[key] = {"extrasystoles": extras, "STAT/STATE": states, "LOG?": log_topics}
+            client.close()
+    finally:
+        ctx.destroy(linger=0)
+    assert len(seen["ours"]["extrasystoles"]) == 10, seen
+    assert len(seen["ours"]["STAT/STATE"]) == 10, seen
+    assert seen["ours"] == seen["1.0.2"]
