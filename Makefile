@@ -31,6 +31,7 @@ test: lint typecheck pytest
 
 demo: $(STAMP)
 	$(PY) -m controllers.demo
+	$(PY) -m console.demo
 
 clean:
 	rm -rf $(VENV) build *.egg-info
