@@ -121,9 +121,13 @@ class Node:
         self.proc.signal(signal.SIGCONT)
 
     def depart(self) -> float:
-        """An orderly exit: SIGTERM for ours, SIGINT for 1.0.2 (its clean-exit path); both send DEPART."""
+        """An orderly exit, which sends CHIRP DEPART: SIGTERM for ours; `shutdown` for 1.0.2 (in NEW,
+        INIT, SAFE or ERROR), whose SIGINT handling depends on where its main thread is interrupted."""
         t0 = time.monotonic()
-        self.proc.signal(signal.SIGTERM if self.impl == "ours" else signal.SIGINT)
+        if self.impl == "ours":
+            self.proc.signal(signal.SIGTERM)
+        else:
+            self.ok("shutdown")
         return t0
 
     def close(self) -> None:
@@ -179,5 +183,7 @@ def wait_watching(observer: Node, *names: str, timeout: float = 20.0) -> None:
             observer.wait_state(State.INIT)
             return
         assert "not present" in reply.verb, reply
-        assert time.monotonic() < deadline, f"{observer.name} does not see {names}: {reply.verb}"
+        assert time.monotonic() < deadline, (
+            f"{observer.name} does not see {names}: {reply.verb}\n{observer.proc.output_tail(60)}"
+        )
         time.sleep(0.05)

@@ -1,7 +1,8 @@
 """Issue 4, conditional transitions end to end, ours and 1.0.2 Mariners mixed on three virtual hosts.
 
 - Three satellites ordered by `_require_starting_after` (ours <- 1.0.2 <- ours, both spellings, names in
-  any case) are all told to start at once, in reverse order, and reach RUN in dependency order.
+  any case) are all told to start at once, in reverse order, and reach RUN in dependency order; a
+  fourth (ours) waiting for the first like the 1.0.2 one proceeds together with it.
 - Each abort cause (timeout, remote in ERROR, remote killed) sends our waiting satellite (and a 1.0.2
   one waiting on the same remote) to ERROR with the cause in the status.
 - Invalid conditions are refused at `initialize` with a clear INVALID reply, the state unchanged.
@@ -50,15 +51,17 @@ def test_three_satellites_start_in_dependency_order(spawn, cdaq_python: Path, gr
     a = start_ours(spawn, group, "First", host=1)
     b = start_mariner(spawn, cdaq_python, group, "Second", host=2)
     c = start_ours(spawn, group, "Third", host=3)
+    d = start_ours(spawn, group, "Twin", host=1)  # waits for A like B does: both proceed together
     a.to_init({})
+    initialize_when_present(d, {"_conditions": {"require_starting_after": "Sputnik.First"}})
     initialize_when_present(b, {"_conditions": {"require_starting_after": "sputnik.first"}})  # 1.0.2 form
     flat = {"_require_starting_after": ["MARINER.second"], "_conditional_transition_timeout": 20}
     initialize_when_present(c, flat)  # the flat form, another case
     assert c.ok("get_config").payload["_conditional_transition_timeout"] == 20
-    for node in (a, b, c):
+    for node in (a, b, c, d):
         node.drive(("launch", None, State.ORBIT))
 
-    for node in (c, b):  # the dependants first: they wait in `starting`
+    for node in (c, b, d):  # the dependants first: they wait in `starting`
         node.ok("start", "ordered")
     c.wait_state(State.starting)
     deadline = time.monotonic() + 5
@@ -68,12 +71,16 @@ def test_three_satellites_start_in_dependency_order(spawn, cdaq_python: Path, gr
     assert "currently: SatelliteState.starting" in c.status()
     assert b.state() is State.starting
     assert "Awaiting state from sputnik.first" in b.status()
+    d.wait_state(State.starting)
 
     a.ok("start", "ordered")
-    for node in (a, b, c):
+    for node in (a, b, c, d):
         node.wait_state(State.RUN, timeout=10)
     stamps = [changed_ns(n) for n in (a, b, c)]
     assert stamps[0] < stamps[1] < stamps[2], stamps
+    twin = changed_ns(d)
+    assert stamps[0] < twin < stamps[0] + 500_000_000, (stamps, twin)  # ours notices A's extrasystole
+    print(f"ORDER A->D (ours, also waiting for A) {(twin - stamps[0]) / 1e6:.0f} ms")
     gaps = [(later - earlier) / 1e6 for earlier, later in itertools.pairwise(stamps)]
     print(f"ORDER gaps A->B {gaps[0]:.0f} ms, B->C {gaps[1]:.0f} ms")
 
