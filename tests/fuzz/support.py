@@ -7,6 +7,8 @@ fresh one is used for the next request (ZeroMQ's REQ is stuck otherwise).
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -17,7 +19,8 @@ from typing import Any
 
 import zmq
 
-from protocols import State, chp, cscp
+from protocols import State, chirp, chp, cscp
+from protocols.chirp import MessageType, ServiceId
 from tests.harness import Proc, WaitTimeout, wait_until
 
 SATELLITE_RUN = str(Path(sys.executable).with_name("satellite-run"))
@@ -157,3 +160,57 @@ def wait_json(proc: Proc, predicate: Callable[[dict[str, Any]], bool], timeout: 
         raise AssertionError(
             f"no matching JSON line within {timeout}s; output:\n{proc.output_tail(60)}"
         ) from None
+
+
+class Chirper:
+    """Sends datagrams to the CHIRP group over loopback and watches the OFFERs of one host."""
+
+    def __init__(self, group: str) -> None:
+        self.group_id = chirp.group_id(group)
+        self.me = chirp.host_id("Fuzz.chirper")
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind(("", chirp.PORT))
+        mreq = struct.pack("4s4s", socket.inet_aton(chirp.MULTICAST_ADDRESS), socket.inet_aton(LOOPBACK))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(LOOPBACK))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        self.sock = s
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendto(data, (chirp.MULTICAST_ADDRESS, chirp.PORT))
+
+    def beacon(
+        self, mtype: MessageType, service: ServiceId, port: int = 0, host: bytes | None = None
+    ) -> bytes:
+        return chirp.encode(chirp.Beacon(mtype, self.group_id, host or self.me, service, port))
+
+    def request_offer(self, host: bytes, service: ServiceId, timeout: float = 3.0) -> tuple[int, float]:
+        """Send a REQUEST for ``service``; (port, seconds) of the OFFER ``host`` answers with."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.sock.recv(2048)
+        except BlockingIOError:
+            pass
+        t = time.monotonic()
+        self.send(self.beacon(MessageType.REQUEST, service))
+        deadline = t + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(2048)
+            except TimeoutError:
+                break
+            try:
+                b = chirp.decode(data)
+            except ValueError:
+                continue
+            if b.type is MessageType.OFFER and b.host_id == host and b.service is service:
+                return b.port, time.monotonic() - t
+        raise AssertionError(f"no OFFER {service.name} within {timeout}s: CHIRP is not answering")
+
+    def close(self) -> None:
+        self.sock.close()

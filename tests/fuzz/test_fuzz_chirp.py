@@ -11,9 +11,6 @@ first malformed datagram and never answers again); afterwards the satellite is h
 from __future__ import annotations
 
 import random
-import socket
-import struct
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,63 +19,9 @@ from hypothesis import strategies as st
 from protocols import chirp
 from protocols.chirp import MessageType, ServiceId
 from tests.fuzz.conftest import assert_healthy
-from tests.fuzz.support import LOOPBACK, Sat
+from tests.fuzz.support import Chirper, Sat
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(120)]
-
-
-class Chirper:
-    """Sends datagrams to the CHIRP group over loopback and watches the OFFERs of one host."""
-
-    def __init__(self, group: str) -> None:
-        self.group_id = chirp.group_id(group)
-        self.me = chirp.host_id("Fuzz.chirper")
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        s.bind(("", chirp.PORT))
-        mreq = struct.pack("4s4s", socket.inet_aton(chirp.MULTICAST_ADDRESS), socket.inet_aton(LOOPBACK))
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(LOOPBACK))
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
-        self.sock = s
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendto(data, (chirp.MULTICAST_ADDRESS, chirp.PORT))
-
-    def beacon(
-        self, mtype: MessageType, service: ServiceId, port: int = 0, host: bytes | None = None
-    ) -> bytes:
-        return chirp.encode(chirp.Beacon(mtype, self.group_id, host or self.me, service, port))
-
-    def request_offer(self, host: bytes, service: ServiceId, timeout: float = 3.0) -> tuple[int, float]:
-        """Send a REQUEST for ``service``; (port, seconds) of the OFFER ``host`` answers with."""
-        self.sock.setblocking(False)
-        try:
-            while True:
-                self.sock.recv(2048)
-        except BlockingIOError:
-            pass
-        t = time.monotonic()
-        self.send(self.beacon(MessageType.REQUEST, service))
-        deadline = t + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(2048)
-            except TimeoutError:
-                break
-            try:
-                b = chirp.decode(data)
-            except ValueError:
-                continue
-            if b.type is MessageType.OFFER and b.host_id == host and b.service is service:
-                return b.port, time.monotonic() - t
-        raise AssertionError(f"no OFFER {service.name} within {timeout}s: CHIRP is not answering")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
