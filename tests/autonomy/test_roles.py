@@ -13,6 +13,7 @@ degraded (`get_run_id` tag). Kill noticed within 1 s, freeze and link cut within
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -176,9 +177,10 @@ def test_link_cut_by_role(spawn, link, cdaq_python, group) -> None:
 
 
 def test_no_false_interrupts(spawn, cdaq_python, group) -> None:
-    """A stalled but alive peer (frozen 0.5 s, under the ZMTP timeout), a DYNAMIC peer restarted under
-    the same name (the new instance offers while the old one still runs, then the old one dies), and a
-    DYNAMIC 1.0.2 peer leaving cleanly: our observer stays in RUN, its run not degraded by the stall."""
+    """With two busy loops hogging both cores: a stalled but alive peer (frozen 0.5 s, under the ZMTP
+    timeout), a DYNAMIC peer restarted under the same name (the new instance offers while the old one
+    still runs, then the old one dies), and a DYNAMIC 1.0.2 peer leaving cleanly: our observer stays in
+    RUN and reports none of them lost."""
     slow = start_ours(spawn, group, "Slow", host=1)
     old = start_ours(spawn, group, "Phoenix", host=1)
     leaver = start_mariner(spawn, cdaq_python, group, "Leaver", host=1)
@@ -188,6 +190,8 @@ def test_no_false_interrupts(spawn, cdaq_python, group) -> None:
     wait_watching(o, slow.name, old.name, leaver.name)
     fresh_run(o)
     mark = o.log_mark()
+    for _ in range(2):  # both cores busy from here on (stopped at teardown)
+        spawn(sys.executable, "-c", "print('HOG', flush=True)\nwhile True: pass", ready="HOG")
 
     slow.freeze()
     stalled_until = time.monotonic() + 0.5
