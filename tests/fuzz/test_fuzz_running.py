@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+
 import pytest
 
 from protocols import State, cscp
