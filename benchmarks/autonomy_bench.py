@@ -94,19 +94,21 @@ def report(det: list[Detection], rates: list[Rate], stab: list[Stable], args: ar
     if rates:
         out += ["### Heartbeat messages per second on the wire (idle, NEW)", "",
                 "| N | ours to peers | ours incl. tap | ours subs/sat | ours interval (ms) "
-                "| 1.0.2 to peers | 1.0.2 incl. tap | 1.0.2 subs/sat | 1.0.2 interval (ms) "
+                "| ours lo packets/s | 1.0.2 to peers | 1.0.2 incl. tap | 1.0.2 subs/sat "
+                "| 1.0.2 interval (ms) | 1.0.2 lo packets/s "
                 "| 1.0.2 reference |",
-                "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         ref = {2: "3", 8: "20", 32: "153", 64: "428"}
         for n in sorted({r.n for r in rates}):
             row = [str(n)]
             for impl in IMPLS:
                 r = next((x for x in rates if (x.impl, x.n) == (impl, n)), None)
                 if r is None or r.error:
-                    row += ["error" if r else "-"] * 4
+                    row += ["error" if r else "-"] * 5
                 else:
                     row += [_f(r.to_peers_per_s, ".1f"), _f(r.with_tap_per_s, ".1f"),
-                            _f(r.mean_subscribers, ".1f"), _f(r.median_interval_ms, ".0f")]  # fmt: skip
+                            _f(r.mean_subscribers, ".1f"), _f(r.median_interval_ms, ".0f"),
+                            _f(r.lo_packets_per_s, ",.0f")]  # fmt: skip
             row.append(ref.get(n, ""))
             out.append("| " + " | ".join(row) + " |")
         out.append("")

@@ -167,7 +167,19 @@ class Rate:
     with_tap_per_s: float | None = None  # deliveries incl. our tap (1.0.2 reference method)
     mean_subscribers: float | None = None  # peer subscriptions per satellite (TCP connections, tap excluded)
     median_interval_ms: float | None = None
+    lo_packets_per_s: float | None = None  # every packet on loopback (CHP, ZMTP PING/PONG, TCP ACKs, CHIRP)
+    lo_kib_per_s: float | None = None
     error: str | None = None
+
+
+def lo_counters() -> tuple[int, int]:
+    """(packets, bytes) received on ``lo`` of this network namespace (/proc/net/dev is per namespace)."""
+    for line in Path("/proc/net/dev").read_text().splitlines():
+        name, _, data = line.partition(":")
+        if name.strip() == "lo":
+            fields = data.split()
+            return int(fields[1]), int(fields[0])
+    raise RuntimeError("no lo in /proc/net/dev")
 
 
 def hb_subscribers(sats: list[Sat]) -> dict[str, int]:
@@ -199,20 +211,27 @@ def rate(impl: str, n: int, args: Any) -> Rate:
             tap.connect(s.hb_ep)
         names = [s.name for s in sats]
         tap.wait(lambda: _settled(tap, names), args.rate_settle)
+        p0, b0 = lo_counters()
         t0 = time.monotonic()
-        time.sleep(args.rate_window)
+        time.sleep(args.rate_window)  # the counting window (a measurement, not a synchronisation)
         t1 = time.monotonic()
+        p1, b1 = lo_counters()
         counts = tap.count(names, t0, t1)
         subs = hb_subscribers(sats)
         peers = {nm: max(0, subs[nm] - 1) for nm in names}  # minus our tap
         res.window_s = t1 - t0
+        res.lo_packets_per_s = (p1 - p0) / res.window_s
+        res.lo_kib_per_s = (b1 - b0) / 1024 / res.window_s
         res.published_per_s = sum(counts.values()) / res.window_s
         res.to_peers_per_s = sum(counts[nm] * peers[nm] for nm in names) / res.window_s
         res.with_tap_per_s = sum(counts[nm] * (peers[nm] + 1) for nm in names) / res.window_s
         res.mean_subscribers = statistics.mean(peers.values())
         intervals = [b.interval_ms for nm in names for b in tap.snapshot(nm)[-1:]]
         res.median_interval_ms = statistics.median(intervals) if intervals else None
-        log(f"{impl} rate n={n}: {res.to_peers_per_s:.1f} msgs/s to peers, subs {res.mean_subscribers:.1f}")
+        log(
+            f"{impl} rate n={n}: {res.to_peers_per_s:.1f} msgs/s to peers, subs {res.mean_subscribers:.1f}, "
+            f"lo {res.lo_packets_per_s:.0f} packets/s"
+        )
     except Exception as exc:
         res.error = repr(exc)[:1500]
         log(f"{impl} rate n={n}: ERROR {exc!r}")
