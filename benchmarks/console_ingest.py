@@ -7,7 +7,8 @@ a pre-bound loopback socket). Every event carries a client ``event_id`` (the Con
 Loopback only; request counts are bounded.
 
     .venv/bin/python benchmarks/console_ingest.py [--single-events 1000] [--batches 32] [--repeats 3]
-                                                  [--no-postgres]
+                                                  [--no-postgres] [--no-sqlite]
+                                                  [--modes single,batch] [--agents 1,8,32]
 
 The last column is the server process's CPU time per request (user + system), which the load of a
 shared machine disturbs far less than throughput. Configurations are interleaved across the targets
@@ -210,7 +211,9 @@ async def run_load(
     async def agent(n: int) -> None:
         headers = {"X-API-Key": key, "X-Agent-ID": f"bench-{n}", "User-Agent": "rotastellar-agent/0.1.0"}
         async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as client:
-            await client.post(paths[n] + ("/batch" if batch else ""), json=_body(n, -1, batch))  # warm-up
+            warm = await client.post(paths[n] + ("/batch" if batch else ""), json=_body(n, per_agent, batch))
+            if warm.status_code >= 300:  # the warm-up takes the same path as the measured requests
+                raise RuntimeError(f"warm-up: {warm.status_code}: {warm.text[:200]}")
             await barrier.wait()
             for i in range(per_agent):
                 t = time.perf_counter()
@@ -247,12 +250,17 @@ def _cpu_s(pid: int) -> float:
 
 
 def measure(
-    targets: list[tuple[str, str, list[str], str, int]], single_events: int, batches: int, repeats: int
+    targets: list[tuple[str, str, list[str], str, int]],
+    single_events: int,
+    batches: int,
+    repeats: int,
+    modes: tuple[str, ...] = ("single", "batch"),
+    levels: tuple[int, ...] = CONCURRENCY,
 ) -> list[Row]:
     """Every config on every target, interleaved (the machine is shared), best of ``repeats`` runs."""
     rows: list[Row] = []
-    for mode in ("single", "batch"):
-        for n in CONCURRENCY:
+    for mode in modes:
+        for n in levels:
             total = single_events if mode == "single" else batches
             per_agent = max(1, total // n)
             best: dict[str, tuple[float, float, float]] = {}
@@ -278,6 +286,9 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=32, help="batch requests (of 500 events) per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per config; the best one is reported")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the Console on SQLite")
+    parser.add_argument("--modes", default="single,batch", help="comma-separated: single, batch")
+    parser.add_argument("--agents", default="1,8,32", help="comma-separated concurrency levels")
     parser.add_argument("--floor-server", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_server:
@@ -291,7 +302,7 @@ def main() -> int:
         floor = Proc([sys.executable, __file__, "--floor-server", str(work / "floor.db")])
         procs.append(floor)
         targets = [("floor (FastAPI)", floor.url, ["/events"] * agents, "-", floor.popen.pid)]
-        backends = [("console sqlite", f"sqlite:///{work / 'console.db'}")]
+        backends = [] if args.no_sqlite else [("console sqlite", f"sqlite:///{work / 'console.db'}")]
         if not args.no_postgres:
             pg_url, pgdata = start_postgres(work / "pg")
             backends.append(("console postgres", pg_url))
@@ -302,7 +313,9 @@ def main() -> int:
             procs.append(console)
             paths = [f"/api/deployments/{d}/events" for d in deps]
             targets.append((name, console.url, paths, key, console.popen.pid))
-        rows = measure(targets, args.single_events, args.batches, args.repeats)
+        modes = tuple(m for m in args.modes.split(",") if m)
+        levels = tuple(int(n) for n in args.agents.split(","))
+        rows = measure(targets, args.single_events, args.batches, args.repeats, modes, levels)
     finally:
         for proc in procs:
             proc.stop()

@@ -16,6 +16,7 @@ from console.http import BodyLimit, install_error_handlers, install_openapi, jso
 from console.plans import validate_plan
 from console.service import Console
 from console.settings import Settings
+from console.writer import Statement
 from protocols.console_api import (
     AgentEvent,
     AgentList,
@@ -144,9 +145,14 @@ def create_app(settings: Settings) -> FastAPI:
             raise BadRequest("malformed Idempotency-Key header (1..128 printable ASCII characters)")
         console.event_limit.take(dep_id)
         ev = await parse(request, AgentEvent)
-        ack = await console.write(
-            lambda c: ingest.add_event(c, dep_id, ev, agent_id=agent_id, idempotency_key=idem)
-        )
+        if console.postgres:  # one pipelined statement (see console.writer.Statement)
+            ack = await console.write(
+                Statement(*ingest.pg_event_statement(dep_id, ev, agent_id=agent_id, idempotency_key=idem))
+            )
+        else:
+            ack = await console.write(
+                lambda c: ingest.add_event(c, dep_id, ev, agent_id=agent_id, idempotency_key=idem)
+            )
         return json_response(ack, 200 if ack.duplicate else 201)
 
     @app.post("/api/deployments/{deployment_id}/events/batch", responses={200: {"model": BatchAck}})
@@ -159,10 +165,9 @@ def create_app(settings: Settings) -> FastAPI:
         batch = await parse(request, EventBatch)
 
         acks = await console.write(
-            lambda c: ingest.add_events(c, dep_id, list(batch.events), agent_id=agent_id)
+            lambda c: ingest.store_events(c, dep_id, list(batch.events), agent_id=agent_id)
         )
-        dups = sum(a.duplicate for a in acks)
-        return json_response(BatchAck(results=acks, stored=len(acks) - dups, duplicates=dups))
+        return Response(ingest.batch_ack_json(acks), media_type="application/json")
 
     @app.post("/api/agent/telemetry", responses={200: {"model": TelemetryResponse}})
     async def telemetry(request: Request) -> Response:

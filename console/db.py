@@ -165,7 +165,9 @@ def make_engine(
             conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # The writer keeps its connection: a ping per transaction would cost a round trip per group commit;
+    # after a lost connection the failed group is replayed request by request on a fresh one.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=not writer)
 
 
 def _current_version(conn: Connection) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pydantic_core
@@ -19,7 +20,15 @@ from console.errors import BadRequest, Conflict, NotFound
 from console.ops import json_text
 from protocols.console_api import EVENT_TYPES, STATUS_BY_EVENT, TERMINAL_STATUSES, AgentEvent, EventAck
 
-__all__ = ["add_event", "add_events"]
+__all__ = [
+    "Ack",
+    "add_event",
+    "add_events",
+    "batch_ack_json",
+    "pg_event_statement",
+    "store_events",
+    "to_event_ack",
+]
 
 
 def _payload_json(payload: dict[str, Any]) -> str:
@@ -36,8 +45,23 @@ def _payload_json(payload: dict[str, Any]) -> str:
     return text.decode()
 
 
-def _ack(*, id: str, duplicate: bool, known_type: bool) -> EventAck:
-    return EventAck.model_construct(id=id, duplicate=duplicate, known_type=known_type)  # values are ours
+Ack = tuple[str, bool, bool]
+"""(public id, duplicate, known type): an acknowledgement, cheaper than 500 ``EventAck`` models."""
+
+
+def _ack(*, id: str, duplicate: bool, known_type: bool) -> Ack:
+    return (id, duplicate, known_type)
+
+
+def to_event_ack(ack: Ack) -> EventAck:
+    return EventAck.model_construct(id=ack[0], duplicate=ack[1], known_type=ack[2])  # values are ours
+
+
+def batch_ack_json(acks: list[Ack]) -> bytes:
+    """The ``BatchAck`` body for ``acks``, serialised directly (same JSON as the model's)."""
+    dups = sum(a[1] for a in acks)
+    results = [{"id": i, "duplicate": d, "known_type": k} for i, d, k in acks]
+    return pydantic_core.to_json({"results": results, "stored": len(acks) - dups, "duplicates": dups})
 
 
 def _body_hash(ev: AgentEvent, payload_json: str) -> str:
@@ -65,32 +89,71 @@ _EVENT_COLUMNS = (
 )  # fmt: skip
 
 
-_PG_TYPES = ("varchar", "varchar", "varchar", "bigint", "varchar", "varchar", "varchar", "text", "varchar",
-             "float8", "bool", "varchar", "varchar")  # fmt: skip
-# PostgreSQL: one statement for the whole batch (unnest of one array per column) and ANY(array) lookups;
-# both beat executemany / expanding IN by a wide margin on 500-event batches.
-_PG_INSERT_EVENTS = (
-    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in _PG_TYPES)})"
+# PostgreSQL: two statements per request, each one round trip, whatever the batch size. The rows travel
+# as one JSON text (serialised in Rust by pydantic-core, parsed in C by PostgreSQL): psycopg dumps list
+# parameters (arrays) element by element in Python, which cost more than everything else in a batch.
+_PG_CHECK = (
+    "SELECT d.status, d.mode, d.agent_id, CASE WHEN %(ids)s::text = '[]' THEN NULL ELSE ("
+    "SELECT json_agg(json_build_array(e.client_event_id, e.id, e.body_hash, e.known_type)) FROM events e "
+    "WHERE e.deployment_id = d.id AND e.client_event_id IN (SELECT json_array_elements_text(%(ids)s::json))"
+    ") END AS dups FROM deployments d WHERE d.id = %(dep)s FOR UPDATE OF d"
+)  # the deployment row lock also serialises concurrent requests (and Console processes) on one deployment
+_PG_COLUMNS = (
+    "id varchar, deployment_id varchar, client_event_id varchar, seq bigint, event_type varchar, "
+    "job_id varchar, step_id varchar, payload text, event_timestamp varchar, created_at float8, "
+    "known_type bool, agent_id varchar, body_hash varchar"
 )
-_PG_SELECT_DUPLICATES = (
-    "SELECT client_event_id, id, body_hash, known_type FROM events "
-    "WHERE deployment_id = %s AND client_event_id = ANY(%s)"
+_PG_WRITE = (
+    f"WITH ins AS (INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+    f"SELECT {', '.join(_EVENT_COLUMNS)} FROM ROWS FROM (json_to_recordset(%(rows)s::json) "
+    f"AS ({_PG_COLUMNS})) WITH ORDINALITY AS x({', '.join(_EVENT_COLUMNS)}, ord) ORDER BY ord) "
+    "UPDATE deployments SET event_count = event_count + %(n)s, updated_at = %(now)s, "
+    "lease_expires_at = NULL, status = %(status)s, agent_id = COALESCE(agent_id, %(agent)s) "
+    "WHERE id = %(dep)s"
 )
 _SQLITE_INSERT_EVENTS = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * 13)})"
 
 
-def _insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_PG_INSERT_EVENTS, tuple(list(col) for col in zip(*rows, strict=True)))
-    else:  # executemany straight on the driver: SQLAlchemy's per-row processing dominated batches
-        conn.exec_driver_sql(_SQLITE_INSERT_EVENTS, rows)
+def _to_json(value: Any) -> str:
+    try:
+        return pydantic_core.to_json(value).decode()
+    except pydantic_core.PydanticSerializationError:  # a lone surrogate (not storable as UTF-8)
+        raise BadRequest("event contains a string that is not valid UTF-8") from None
 
 
-def _select_duplicates(conn: Connection, dep_id: str, ids: list[str]) -> Any:
-    if conn.dialect.name == "postgresql":
-        return conn.exec_driver_sql(_PG_SELECT_DUPLICATES, (dep_id, ids))
-    return conn.execute(_SELECT_DUPLICATES, {"p_dep": dep_id, "p_ids": ids})
+Stored = dict[str, tuple[str, str, bool]]  # client event id -> (public id, body hash, known type)
+
+
+def _check_pg(conn: Connection, dep_id: str, ids: list[str]) -> tuple[Any, Stored]:
+    """The deployment row (locked, or None) and the already stored events among ``ids``."""
+    row = conn.exec_driver_sql(_PG_CHECK, {"dep": dep_id, "ids": _to_json(ids)}).first()
+    if row is None:
+        return None, {}
+    return row, {cid: (sid, shash, bool(known)) for cid, sid, shash, known in row.dups or ()}
+
+
+def _check_sqlite(conn: Connection, dep_id: str, ids: list[str]) -> tuple[Any, Stored]:
+    stored: Stored = {}
+    if ids:
+        for r in conn.execute(_SELECT_DUPLICATES, {"p_dep": dep_id, "p_ids": ids}):
+            stored[r.client_event_id] = (r.id, r.body_hash, bool(r.known_type))
+    return conn.execute(_SELECT_DEPLOYMENT, {"p_dep": dep_id}).first(), stored
+
+
+def _write_pg(conn: Connection, rows: list[tuple[Any, ...]], update: dict[str, Any]) -> None:
+    records = [dict(zip(_EVENT_COLUMNS, r, strict=True)) for r in rows]
+    p = update
+    conn.exec_driver_sql(
+        _PG_WRITE,
+        {"rows": _to_json(records), "n": p["p_n"], "now": p["p_now"], "status": p["p_status"],
+         "agent": p["p_agent"], "dep": p["p_dep"]},
+    )  # fmt: skip
+
+
+def _write_sqlite(conn: Connection, rows: list[tuple[Any, ...]], update: dict[str, Any]) -> None:
+    # executemany straight on the driver: SQLAlchemy's per-row processing dominated batches
+    conn.exec_driver_sql(_SQLITE_INSERT_EVENTS, rows)
+    conn.execute(_UPDATE_DEPLOYMENT, update)
 
 
 _UPDATE_DEPLOYMENT = (
@@ -106,6 +169,66 @@ _UPDATE_DEPLOYMENT = (
 )
 
 
+# PostgreSQL, one event from an agent: checks, insert and status update in one statement that changes
+# nothing when it refuses (the result row says why), so the writer can pipeline a whole group of them.
+_TERMINAL_SQL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
+_PG_SINGLE = (
+    "WITH d AS (SELECT status, mode, agent_id FROM deployments WHERE id = %(dep)s FOR UPDATE), "
+    "dup AS (SELECT id, body_hash, known_type FROM events "
+    "WHERE deployment_id = %(dep)s AND client_event_id = %(cid)s::varchar), "
+    "ok AS (SELECT 1 FROM d WHERE NOT EXISTS (SELECT 1 FROM dup) AND d.mode <> 'simulated' "
+    "AND (%(agent)s::varchar IS NULL OR d.agent_id IS NULL OR d.agent_id = %(agent)s::varchar) "
+    f"AND d.status NOT IN ({_TERMINAL_SQL})), "
+    f"ins AS (INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) SELECT %(id)s, %(dep)s, %(cid)s::varchar, "
+    "%(seq)s::bigint, %(type)s, %(job)s, %(step)s::varchar, %(payload)s, %(ts)s, %(now)s::float8, "
+    "%(known)s::bool, %(agent)s::varchar, %(hash)s FROM ok), "
+    "upd AS (UPDATE deployments SET event_count = event_count + 1, updated_at = %(now)s::float8, "
+    "lease_expires_at = NULL, status = COALESCE(%(to)s::varchar, "
+    "CASE WHEN status = 'pending' THEN 'dispatched' ELSE status END), "
+    "agent_id = COALESCE(agent_id, %(agent)s::varchar) WHERE id = %(dep)s AND EXISTS (SELECT 1 FROM ok)) "
+    "SELECT d.status, d.mode, d.agent_id, dup.id, dup.body_hash, dup.known_type "
+    "FROM (SELECT 1) one LEFT JOIN d ON true LEFT JOIN dup ON true"
+)
+
+
+def pg_event_statement(
+    dep_id: str, ev: AgentEvent, *, agent_id: str, idempotency_key: str | None = None
+) -> tuple[str, dict[str, Any], Callable[[Any], EventAck]]:
+    """:func:`add_event` for an agent on PostgreSQL as one statement: (sql, params, finish).
+
+    ``finish(row)`` turns the statement's result row into the acknowledgement, or raises the same
+    refusal :func:`add_event` would (in the same order: repeat, unknown, simulated, leased, closed).
+    """
+    cid = idempotency_key or ev.client_event_id()
+    payload = _payload_json(ev.payload)
+    body_hash = _body_hash(ev, payload)
+    event_id = f"evt-{os.urandom(16).hex()}"
+    known = ev.type in EVENT_TYPES
+    params = {
+        "dep": dep_id, "cid": cid, "agent": agent_id, "id": event_id, "seq": ev.client_seq(),
+        "type": ev.type, "job": ev.job_id, "step": ev.step_id, "payload": payload, "ts": ev.timestamp,
+        "now": time.time(), "known": known, "hash": body_hash, "to": STATUS_BY_EVENT.get(ev.type),
+    }  # fmt: skip
+
+    def finish(row: Any) -> EventAck:
+        status, mode, holder, stored_id, stored_hash, stored_known = row
+        if stored_id is not None:
+            if stored_hash != body_hash:
+                raise Conflict(f"event_id {cid!r} was already used for a different event")
+            return to_event_ack((stored_id, True, bool(stored_known)))
+        if status is None:
+            raise NotFound(f"no deployment {dep_id!r}")
+        if mode == "simulated":
+            raise Conflict(f"deployment {dep_id} is simulated: the Console generates its events")
+        if holder is not None and holder != agent_id:
+            raise Conflict(f"deployment {dep_id} is leased to another agent")
+        if status in TERMINAL_STATUSES:
+            raise Conflict(f"deployment {dep_id} is {status}")
+        return to_event_ack((event_id, False, known))
+
+    return _PG_SINGLE, params, finish
+
+
 def add_event(
     conn: Connection,
     dep_id: str,
@@ -116,12 +239,22 @@ def add_event(
     simulator: bool = False,
 ) -> EventAck:
     """Store one event exactly once and drive the deployment status from it."""
-    return add_events(
-        conn, dep_id, [ev], agent_id=agent_id, idempotency_key=idempotency_key, simulator=simulator
-    )[0]
+    return to_event_ack(
+        store_events(
+            conn, dep_id, [ev], agent_id=agent_id, idempotency_key=idempotency_key, simulator=simulator
+        )[0]
+    )
 
 
 def add_events(
+    conn: Connection, dep_id: str, evs: list[AgentEvent], *, agent_id: str | None, simulator: bool = False
+) -> list[EventAck]:
+    """Store events (in order) exactly once each, all or nothing (see :func:`store_events`)."""
+    acks = store_events(conn, dep_id, evs, agent_id=agent_id, simulator=simulator)
+    return [to_event_ack(a) for a in acks]
+
+
+def store_events(
     conn: Connection,
     dep_id: str,
     evs: list[AgentEvent],
@@ -129,7 +262,7 @@ def add_events(
     agent_id: str | None,
     idempotency_key: str | None = None,
     simulator: bool = False,
-) -> list[EventAck]:
+) -> list[Ack]:
     """Store events (in order) exactly once each; all-or-nothing: every check happens before any write.
 
     A repeated client event id is acknowledged with the stored id, even on a closed deployment.
@@ -141,12 +274,10 @@ def add_events(
     )
     payloads = [_payload_json(ev.payload) for ev in evs]
     hashes = [_body_hash(ev, p) for ev, p in zip(evs, payloads, strict=True)]
-    acks: list[EventAck | None] = [None] * len(evs)
-    known_ids = {cid for cid in client_ids if cid is not None}
-    stored: dict[str, tuple[str, str, bool]] = {}
-    if known_ids:
-        for row in _select_duplicates(conn, dep_id, sorted(known_ids)):
-            stored[row.client_event_id] = (row.id, row.body_hash, bool(row.known_type))
+    acks: list[Ack | None] = [None] * len(evs)
+    known_ids = sorted({cid for cid in client_ids if cid is not None})
+    pg = conn.dialect.name == "postgresql"
+    dep, stored = (_check_pg if pg else _check_sqlite)(conn, dep_id, known_ids)
     fresh: list[int] = []
     for i, cid in enumerate(client_ids):
         if cid is not None and cid in stored:
@@ -158,7 +289,6 @@ def add_events(
             fresh.append(i)
     if not fresh:
         return [a for a in acks if a is not None]
-    dep = conn.execute(_SELECT_DEPLOYMENT, {"p_dep": dep_id}).first()
     if dep is None:
         raise NotFound(f"no deployment {dep_id!r}")
     if dep.mode == "simulated" and not simulator:
@@ -191,9 +321,6 @@ def add_events(
         status = STATUS_BY_EVENT.get(ev.type) or (
             ("running" if simulator else "dispatched") if status == "pending" else status
         )
-    _insert_events(conn, rows)
-    conn.execute(
-        _UPDATE_DEPLOYMENT,
-        {"p_dep": dep_id, "p_n": len(rows), "p_now": now, "p_status": status, "p_agent": agent_id},
-    )
+    update = {"p_dep": dep_id, "p_n": len(rows), "p_now": now, "p_status": status, "p_agent": agent_id}
+    (_write_pg if pg else _write_sqlite)(conn, rows, update)
     return [a for a in acks if a is not None]

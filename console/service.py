@@ -17,7 +17,7 @@ from console.ops import KeyInfo, hash_key, lookup_key
 from console.ratelimit import RateLimiter
 from console.settings import Settings
 from console.simulate import Simulator
-from console.writer import Writer
+from console.writer import Statement, Writer
 from protocols.console_api import Capabilities, RateLimits
 
 __all__ = ["Console"]
@@ -29,12 +29,13 @@ class Console:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.write_engine: Engine = make_engine(
-            settings.db_url, synchronous=settings.synchronous, pool_size=1
+            settings.db_url, synchronous=settings.synchronous, pool_size=1, writer=True
         )
         self.read_engine: Engine = make_engine(
             settings.db_url, synchronous=settings.synchronous, pool_size=8, writer=False
         )
         self.writer = Writer(self.write_engine)
+        self.postgres = self.write_engine.dialect.name == "postgresql"
         on = settings.rate_limits
         self.poll_limit = RateLimiter(
             "poll", 1, 1 / settings.poll_min_interval_s if on and settings.poll_min_interval_s > 0 else 0
@@ -71,7 +72,7 @@ class Console:
 
     # --- database access -----------------------------------------------------------------------------
 
-    async def write(self, fn: Callable[[Connection], T]) -> T:
+    async def write(self, fn: Callable[[Connection], T] | Statement[T]) -> T:
         return await self.writer.run(fn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
