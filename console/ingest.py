@@ -94,10 +94,13 @@ _EVENT_COLUMNS = (
 # parameters (arrays) element by element in Python, which cost more than everything else in a batch.
 _PG_CHECK = (
     "SELECT d.status, d.mode, d.agent_id, CASE WHEN %(ids)s::text = '[]' THEN NULL ELSE ("
-    "SELECT json_agg(json_build_array(e.client_event_id, e.id, e.body_hash, e.known_type)) FROM events e "
-    "WHERE e.deployment_id = d.id AND e.client_event_id IN (SELECT json_array_elements_text(%(ids)s::json))"
+    "SELECT json_agg(json_build_array(k.cid, e.id, e.body_hash, e.known_type)) "
+    "FROM json_array_elements_text(%(ids)s::json) AS k(cid), LATERAL (SELECT id, body_hash, known_type "
+    "FROM events WHERE deployment_id = d.id AND client_event_id = k.cid LIMIT 1) e"
     ") END AS dups FROM deployments d WHERE d.id = %(dep)s FOR UPDATE OF d"
-)  # the deployment row lock also serialises concurrent requests (and Console processes) on one deployment
+)  # the deployment row lock also serialises concurrent requests (and Console processes) on one deployment;
+# LATERAL ... LIMIT 1 (not flattened into a join): one unique-index probe per id, where a hash join
+# would read every event of the deployment
 _PG_COLUMNS = (
     "id varchar, deployment_id varchar, client_event_id varchar, seq bigint, event_type varchar, "
     "job_id varchar, step_id varchar, payload text, event_timestamp varchar, created_at float8, "

@@ -56,6 +56,7 @@ class _Failed:
 class Writer:
     def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
         self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Item | Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="console-writer", daemon=True)
@@ -105,22 +106,11 @@ class Writer:
     def _execute(self, batch: list[_Item]) -> None:
         results: list[Any] = []
         try:
-            with self._engine.begin() as conn:
-                i = 0
-                while i < len(batch):
-                    fn = batch[i][0]
-                    if isinstance(fn, Statement):
-                        j = i + 1
-                        while j < len(batch) and isinstance(batch[j][0], Statement):
-                            j += 1
-                        results.extend(_statements(conn, [item[0] for item in batch[i:j]]))
-                        i = j
-                        continue
-                    try:
-                        results.append(fn(conn))
-                    except ConsoleError as exc:  # a refusal: changes nothing (checks come before writes)
-                        results.append(_Failed(exc))
-                    i += 1
+            if self._postgres and all(isinstance(item[0], Statement) for item in batch):
+                with self._engine.connect() as conn:  # BEGIN, statements, COMMIT: one pipeline
+                    results = _statements(conn, [item[0] for item in batch], commit=True)
+            else:
+                results = self._transaction(batch)
         except Exception:
             if len(batch) == 1:
                 log.exception("write failed")
@@ -132,9 +122,34 @@ class Writer:
         for (_fn, fut), result in zip(batch, results, strict=True):
             _settle(fut, result)
 
+    def _transaction(self, batch: list[_Item]) -> list[Any]:
+        results: list[Any] = []
+        with self._engine.begin() as conn:
+            i = 0
+            while i < len(batch):
+                fn = batch[i][0]
+                if isinstance(fn, Statement):
+                    j = i + 1
+                    while j < len(batch) and isinstance(batch[j][0], Statement):
+                        j += 1
+                    results.extend(_statements(conn, [item[0] for item in batch[i:j]]))
+                    i = j
+                    continue
+                try:
+                    results.append(fn(conn))
+                except ConsoleError as exc:  # a refusal: changes nothing (checks come before writes)
+                    results.append(_Failed(exc))
+                i += 1
+        return results
 
-def _statements(conn: Connection, stmts: list[Any]) -> list[Any]:
-    """Run statements in order (pipelined on psycopg), then let each ``finish`` judge its row."""
+
+def _statements(conn: Connection, stmts: list[Any], *, commit: bool = False) -> list[Any]:
+    """Run statements in order (pipelined on psycopg), then let each ``finish`` judge its row.
+
+    ``commit``: the connection has no transaction open; BEGIN (implicit) and COMMIT travel in the
+    same pipeline. Safe because a refused statement changed nothing, and nothing is judged (so
+    nothing acknowledged) before the pipeline, COMMIT included, has completed.
+    """
     driver = conn.connection.driver_connection
     rows: list[Any] = []
     if conn.dialect.name == "postgresql" and driver is not None:
@@ -145,6 +160,8 @@ def _statements(conn: Connection, stmts: list[Any]) -> list[Any]:
                     cur = driver.cursor()
                     cur.execute(st.sql, st.params)
                     cursors.append(cur)
+                if commit:
+                    driver.commit()
             rows = [cur.fetchone() for cur in cursors]
         except Exception as exc:  # as SQLAlchemy does: a typed DBAPIError (409/400/503), a dead link dropped
             if getattr(driver, "broken", False) or getattr(driver, "closed", False):
@@ -155,6 +172,8 @@ def _statements(conn: Connection, stmts: list[Any]) -> list[Any]:
             raise
     else:
         rows = [conn.exec_driver_sql(st.sql, st.params).first() for st in stmts]
+        if commit:
+            conn.commit()
     results: list[Any] = []
     for st, row in zip(stmts, rows, strict=True):
         try:
