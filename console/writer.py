@@ -154,6 +154,14 @@ def _statements(conn: Connection, stmts: list[Any], *, commit: bool = False) -> 
     rows: list[Any] = []
     if conn.dialect.name == "postgresql" and driver is not None:
         try:
+            if commit and len(stmts) == 1:  # alone: one statement is its own transaction (no pipeline)
+                driver.autocommit = True
+                try:
+                    rows = [driver.execute(stmts[0].sql, stmts[0].params).fetchone()]
+                finally:
+                    if not driver.broken:
+                        driver.autocommit = False
+                return _judge(stmts, rows)
             with driver.pipeline():
                 cursors = []
                 for st in stmts:
@@ -174,6 +182,10 @@ def _statements(conn: Connection, stmts: list[Any], *, commit: bool = False) -> 
         rows = [conn.exec_driver_sql(st.sql, st.params).first() for st in stmts]
         if commit:
             conn.commit()
+    return _judge(stmts, rows)
+
+
+def _judge(stmts: list[Any], rows: list[Any]) -> list[Any]:
     results: list[Any] = []
     for st, row in zip(stmts, rows, strict=True):
         try:
