@@ -15,6 +15,7 @@ import contextlib
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ import psutil
 import zmq
 
 from protocols import DecodeError, State, chp, cscp
-from tests.harness import free_tcp_port, oracle_python
+from tests.harness import oracle_python
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -74,6 +75,28 @@ class Sat:
             return ""
 
 
+_next_port = 10000
+
+
+def _port() -> int:
+    """A port below the ephemeral range (32768-60999), never handed out twice in this run, free here.
+
+    A random free port (bind to 0) is an ephemeral port: with thousands of peer connections in one
+    namespace an outgoing connection can take it before the satellite binds it (seen with 48 Mariners),
+    and a victim killed behind a cut link leaves FIN_WAIT sockets on its ports.
+    """
+    global _next_port
+    while _next_port < 32000:
+        _next_port += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", _next_port))
+            except OSError:
+                continue
+            return _next_port
+    raise FleetError("no port left below 32000")
+
+
 def request(ep: str, command: str, payload: Any = None, timeout: float = 5.0) -> cscp.Message:
     """One request on a fresh REQ socket; FleetError on timeout."""
     ctx = zmq.Context.instance()
@@ -97,8 +120,6 @@ def state_of(sat: Sat, timeout: float = 5.0) -> State:
 class Fleet:
     """Satellite processes of one implementation in one group; ``close()`` kills what is left."""
 
-    _host_port = 20000 + 300 * (os.getpid() % 30)
-
     def __init__(self, impl: str, group: str, workdir: Path, level: str = "WARNING") -> None:
         self.impl, self.group, self.workdir, self.level = impl, group, workdir, level
         self.sats: dict[str, Sat] = {}
@@ -117,13 +138,7 @@ class Fleet:
         return f"Mariner.{name}", argv
 
     def spawn(self, name: str, iface: str = "lo", host: int | None = None) -> Sat:
-        if host is None:
-            ports = (free_tcp_port(), free_tcp_port(), free_tcp_port())
-        else:
-            # Below the ephemeral range and never reused: a victim killed behind a cut link leaves its
-            # sockets in FIN_WAIT on that host, so a random port may still be taken there.
-            Fleet._host_port += 3
-            ports = (Fleet._host_port, Fleet._host_port + 1, Fleet._host_port + 2)
+        ports = (_port(), _port(), _port())
         canonical, argv = self._argv(name, iface, ports)
         if host is not None:
             argv = [os.environ["NETNS_EXEC"], str(host), *argv]

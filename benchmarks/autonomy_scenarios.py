@@ -299,7 +299,10 @@ def stable(impl: str, n: int, args: Any) -> Stable:
         )  # fmt: skip
         log(f"{impl} stable n={n}: {res.stable} {res.reason} rss {res.rss_mib} threads {res.threads}")
     except Exception as exc:
-        res.reason = repr(exc)[:600]
+        lines = str(exc).strip().splitlines() or [""]
+        res.reason = f"{type(exc).__name__}: {lines[0][:120]}" + (
+            f" ... {lines[-1][:120]}" if len(lines) > 1 else ""
+        )
         log(f"{impl} stable n={n}: FAILED {exc!r}")
     finally:
         tap.close()
