@@ -216,8 +216,15 @@ async def run_load(
                 raise RuntimeError(f"warm-up: {warm.status_code}: {warm.text[:200]}")
             await barrier.wait()
             for i in range(per_agent):
+                body = _body(n, i, batch)
                 t = time.perf_counter()
-                r = await client.post(paths[n] + ("/batch" if batch else ""), json=_body(n, i, batch))
+                try:
+                    r = await client.post(paths[n] + ("/batch" if batch else ""), json=body)
+                except httpx.TransportError as exc:
+                    # uvicorn drops keep-alive connections idle for 5 s; on a loaded machine an agent
+                    # can wait that long at the barrier. Resent once (same event ids: idempotent).
+                    print(f"  resent after {type(exc).__name__} (agent {n}, request {i})", file=sys.stderr)
+                    r = await client.post(paths[n] + ("/batch" if batch else ""), json=body)
                 latencies.append(time.perf_counter() - t)
                 if r.status_code >= 300:
                     raise RuntimeError(f"{r.status_code}: {r.text[:200]}")
@@ -244,6 +251,13 @@ def p99(values: list[float]) -> float:
 Row = tuple[str, str, int, float, float, float]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _cpu_s(pid: int) -> float:
     t = psutil.Process(pid).cpu_times()
     return float(t.user + t.system)
@@ -266,6 +280,8 @@ def measure(
             best: dict[str, tuple[float, float, float]] = {}
             for _ in range(repeats):
                 for name, url, paths, key, pid in targets:
+                    if not _alive(pid):
+                        raise RuntimeError(f"{name}: the server process died")
                     cpu0 = _cpu_s(pid)
                     wall, lat, events = asyncio.run(run_load(url, paths[:n], key, per_agent, mode == "batch"))
                     cpu = (_cpu_s(pid) - cpu0) / len(lat) * 1000  # server CPU per request (incl. warm-up)
