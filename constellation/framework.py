@@ -9,31 +9,27 @@
 
 Giving one key in both spellings is an error. Defaults are written back in the sectioned form, so
 `get_config` shows `_autonomy: {role, max_heartbeat_interval}` like 1.0.2.
+
+This module is the `Configuration` glue only: what conditions mean (parsing, validation, presence,
+the waiter) lives in `constellation.peers.conditions`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
-
-from protocols.names import is_valid_canonical_name
-from protocols.states import Role, State
+from protocols.states import Role
 
 from .config import Configuration, Section
 from .errors import ConfigError
+from .peers.conditions import (
+    DEFAULT_TIMEOUT_S,
+    TIMEOUT_KEYS,
+    Conditions,
+    PeerStates,
+    check_present,
+    parse_conditions,
+)
 
-__all__ = ["CONDITIONAL_STATES", "Conditions", "PeerView", "read_autonomy", "read_conditions"]
-
-CONDITIONAL_STATES = (State.initializing, State.launching, State.landing, State.starting, State.stopping)
-
-
-@dataclass(frozen=True, slots=True)
-class Conditions:
-    """Remotes each conditional transitional state waits for, and the wait timeout in seconds."""
-
-    requires: Mapping[State, tuple[str, ...]] = field(default_factory=dict)
-    timeout_s: int = 30
+__all__ = ["read_autonomy", "read_conditions"]
 
 
 def _pick(config: Configuration, section: str, key: str, flat: str) -> tuple[Section, str] | None:
@@ -52,12 +48,6 @@ def _pick(config: Configuration, section: str, key: str, flat: str) -> tuple[Sec
     return None
 
 
-class PeerView(Protocol):
-    """What conditional transitions need to know about peers (implemented by the peer monitor)."""
-
-    def is_present(self, canonical_name: str) -> bool: ...
-
-
 def read_autonomy(config: Configuration) -> tuple[Role, int]:
     """Role and maximum heartbeat interval (s); defaults written back into `_autonomy`."""
     autonomy = config.get_section("_autonomy")
@@ -69,49 +59,21 @@ def read_autonomy(config: Configuration) -> tuple[Role, int]:
     return role, sec.get_int(key, 30, min_val=0)
 
 
-def read_conditions(config: Configuration, own_name: str, peers: PeerView | None) -> Conditions:
-    """The conditional transitions; ConfigError naming the key for a bad or absent remote."""
-    requires: dict[State, tuple[str, ...]] = {}
-    has_section = "_conditions" in config
-    if has_section:
-        for key in config.get_section("_conditions").key_names():
-            _check_condition_key(f"_conditions.{key}", key)
-    for key in config.key_names():
-        _check_condition_key(key, key[1:])
-    for state in CONDITIONAL_STATES:
-        key = f"require_{state.name}_after"
-        where = _pick(config, "_conditions", key, f"_{key}")
-        if where is None:
-            continue
-        sec, k = where
-        full = f"_conditions.{k}" if sec is not config else k
-        names = sec.get_str_list(k)
-        for name in names:
-            if not is_valid_canonical_name(name):
-                raise ConfigError(f"Value of key `{full}` is not valid: {name} is not a valid canonical name")
-            if name.lower() == own_name.lower():
-                raise ConfigError(f"Value of key `{full}` is not valid: Satellite cannot depend on itself")
-            if peers is None or not peers.is_present(name):
-                raise ConfigError(
-                    f"Value of key `{full}` is not valid: Dependent remote satellite {name} is not present"
-                )
-        requires[state] = tuple(names)
-    where = _pick(config, "_conditions", "transition_timeout", "_conditional_transition_timeout")
-    if where is not None:
-        timeout = where[0].get_int(where[1], 30, min_val=0)
-    elif has_section:
-        timeout = config.get_section("_conditions").get_int("transition_timeout", 30, min_val=0)
-    else:
-        timeout = 30
-    return Conditions(requires, timeout)
+def read_conditions(config: Configuration, own_name: str, peers: PeerStates | None) -> Conditions:
+    """`parse_conditions` + `check_present` on an `initialize` configuration.
 
-
-def _check_condition_key(full: str, key: str) -> None:
-    """`require_<steady state>_after` (a condition on a steady state) is refused with a clear message."""
-    if key.startswith("require_") and key.endswith("_after"):
-        state = key[len("require_") : -len("_after")]
-        if state not in {s.name for s in CONDITIONAL_STATES}:
-            raise ConfigError(
-                f"Value of key `{full}` is not valid: conditions exist only for the transitional states "
-                + ", ".join(s.name for s in CONDITIONAL_STATES)
-            )
+    Marks the condition keys used and, when a `_conditions` section is given without a timeout, writes
+    the default back into it (1.0.2's `get_config`). Raises `ConditionError` (a `ConfigError`) for an
+    invalid key or a remote that `peers` does not know (None: no monitor, so every remote is absent).
+    """
+    conditions = parse_conditions(config.as_dict(), own_name)
+    for key in conditions.used_keys:
+        if key in config:  # flat, or a dotted key at the root
+            config.get(key)
+        else:
+            section, sub = key.split(".", 1)
+            config.get_section(section).get(sub)
+    if "_conditions" in config and not conditions.used_keys & set(TIMEOUT_KEYS):
+        config.get_section("_conditions").get_int("transition_timeout", DEFAULT_TIMEOUT_S)
+    check_present(conditions, peers)
+    return conditions

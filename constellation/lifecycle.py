@@ -5,7 +5,9 @@ once in heartbeats, `get_state` and STAT/STATE) and queues a job. One worker tas
 sync hooks run in a worker thread (`asyncio.to_thread`), async hooks on the loop. `do_run` runs in its
 own task and is stopped through a `StopToken`. A failing hook sends the satellite to ERROR with the 1.0.2
 status `<ExcType> in _wrap_<event>: <msg>`; an epoch counter makes a job that was overtaken by a failure
-drop its result instead of completing.
+drop its result instead of completing. Before the hook of a transitional state with conditions, the job
+waits in `constellation.peers.conditions.wait_for_conditions`; a `ConditionFailed` ends in ERROR with
+1.0.2's status `RuntimeError in _satisfy_remote_conditions: <cause>`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from protocols.states import State
 
 from .config import Configuration
 from .fsm import Event, next_state
+from .peers.conditions import wait_for_conditions
+from .peers.errors import ConditionFailed
 from .stop import StopToken
 
 if TYPE_CHECKING:
@@ -57,10 +61,6 @@ async def call_hook(fn: Callable[..., Any], *args: Any, executor: Executor | Non
 
 def _text(value: Any, default: str) -> str:
     return value if isinstance(value, str) else default
-
-
-class ConditionFailed(RuntimeError):
-    """A conditional transition cannot proceed (reported like 1.0.2's RuntimeError)."""
 
 
 class _Abandoned(Exception):
@@ -200,39 +200,19 @@ class TransitionRunner:
     async def _conditional_step(self, job: _Job) -> str | None:
         """Wait for the remotes this transitional state depends on (if any), then run the step."""
         state = self._fsm.state
-        names = self._sat._conditions.requires.get(state, ())
-        if names:
-            await self._satisfy_conditions(names, state.target, self._sat._conditions.timeout_s)
+        conditions = self._sat._conditions
+        if conditions.remotes(state):
+            self._log.debug("Awaiting remote conditions for state transition %s", state.name)
+            await wait_for_conditions(state, conditions, self._sat.peers, on_status=self._awaiting)
+            self._log.debug("Satisfied with all remote conditions, continuing")
             self._guard(job.epoch)
         result: str | None = await self._steps[job.event](self, job.payload, job.epoch)
         return result
 
-    async def _satisfy_conditions(self, names: tuple[str, ...], target: State, timeout_s: float) -> None:
-        """Return once every remote reports `target` (1.0.2 §5); else ConditionFailed."""
-        peers = self._sat.peers
-        self._log.debug("Awaiting remote conditions for %s", self._fsm.state.name)
-        try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    waiting = None
-                    for name in names:
-                        remote = peers.state_of(name) if peers is not None else None
-                        if remote is None or remote is State.DEAD:
-                            raise ConditionFailed(f"Dependent remote satellite {name} not present")
-                        if remote is State.ERROR:
-                            raise ConditionFailed(
-                                f"Dependent remote satellite {name} reports state SatelliteState.ERROR"
-                            )
-                        if remote is not target and waiting is None:
-                            waiting = f"Awaiting state from {name}, currently: SatelliteState.{remote.name}"
-                    if waiting is None:
-                        self._log.debug("Satisfied with all remote conditions, continuing")
-                        return
-                    self._fsm.set_status(waiting)
-                    assert peers is not None
-                    await peers.changed()
-        except TimeoutError:
-            raise ConditionFailed("Could not satisfy remote conditions within timeout") from None
+    def _awaiting(self, status: str) -> None:
+        """`Awaiting state from X, currently: SatelliteState.Y` (1.0.2): status, and logged once."""
+        self._log.debug("%s", status)
+        self._fsm.set_status(status)
 
     def _guard(self, epoch: int) -> None:
         if epoch != self._epoch:

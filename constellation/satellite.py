@@ -33,13 +33,14 @@ from .commands import collect_commands
 from .config import Configuration
 from .dispatch import CommandTable
 from .errors import ServiceError
-from .framework import Conditions, read_autonomy
+from .framework import read_autonomy
 from .fsm import Snapshot, StateMachine
 from .heartbeat import HeartbeatPublisher
 from .lifecycle import HookResult, TransitionRunner, call_hook, inline_hook
 from .metrics import BUILTIN, MetricScheduler, collect_metrics
 from .monitoring import CmdpLogHandler, MonitoringPublisher
 from .peer_events import PeerEvent, PeerMonitor, apply_legacy_event
+from .peers.conditions import Conditions
 from .standard import CNSTLN_VERSION, StandardCommands
 from .stop import StopToken
 
@@ -284,8 +285,9 @@ class Satellite:
             self._executor, importlib.import_module, "constellation.discovery"
         )
         if self.peers is None:
-            peers = await loop.run_in_executor(self._executor, importlib.import_module, "constellation.peers")
-            self._attach_monitor(peers)
+            # The package is already loaded (conditions); its monitor is what pulls in discovery.
+            await loop.run_in_executor(self._executor, importlib.import_module, "constellation.peers.monitor")
+            self._attach_monitor(importlib.import_module("constellation.peers"))
         # A custom monitor (tests) may not take discovery input.
         self._discovery = module.Discovery(
             self.group,

@@ -1,9 +1,16 @@
-"""Conditional transitions: both key spellings, validation messages, and the waiter on a real monitor."""
+"""Conditional transitions (`constellation.peers.conditions`, the one implementation the Satellite uses).
+
+Both key spellings, validation messages, the `Configuration` glue (`framework.read_conditions`), and
+the waiter on a real monitor. The Satellite's use of them: tests/runtime (test_commands,
+test_autonomy_seams) and tests/autonomy/test_conditions.py end to end.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -11,6 +18,8 @@ import pytest
 import zmq
 import zmq.asyncio
 
+from constellation import ConfigError, Configuration
+from constellation.framework import read_conditions
 from constellation.peers import (
     ConditionError,
     ConditionFailed,
@@ -85,11 +94,25 @@ def test_every_supported_transition_and_default() -> None:
         ({"_require_bogus_after": "Sat.A"}, "`bogus` is not supported"),
         ({"_require_starting_after": "NoDot"}, "NoDot is not a valid canonical name"),
         ({"_require_starting_after": "Sat.A b"}, "Sat.A b is not a valid canonical name"),
-        ({"_require_starting_after": 7}, "expected a canonical name or a list of canonical names"),
-        ({"_require_starting_after": [1, 2]}, "expected a canonical name or a list"),
+        ({"_require_starting_after": 7}, "expected str or list of str, got int"),
+        ({"_require_starting_after": [1, 2]}, "expected str or list of str, got int"),
         ({"_conditions": {"transition_timeout": -1}}, "must be >= 0 seconds, got -1"),
         ({"_conditional_transition_timeout": "soon"}, "expected a number of seconds, got str"),
         ({"_conditional_transition_timeout": True}, "expected a number of seconds, got bool"),
+        (
+            {"_require_starting_after": "A.b", "_conditions": {"require_starting_after": "A.b"}},
+            "is given twice (also as `",
+        ),
+        (
+            {"_conditions.require_landing_after": "A.b", "_conditions": {"require_landing_after": "A.b"}},
+            "Value of key `_conditions.require_landing_after` is not valid: the key is given twice",
+        ),
+        (
+            {"_conditional_transition_timeout": 1, "_conditions": {"transition_timeout": 2}},
+            "Value of key `_conditions.transition_timeout` is not valid: the key is given twice (also as "
+            "`_conditional_transition_timeout`)",
+        ),
+        ({"_conditions": 5}, "Value of key `_conditions` is not valid: expected a section, got int"),
     ],
 )
 def test_invalid_conditions_are_rejected_with_a_clear_message(config: dict, message: str) -> None:
@@ -98,6 +121,46 @@ def test_invalid_conditions_are_rejected_with_a_clear_message(config: dict, mess
     assert message in str(info.value)
     assert str(info.value).startswith("Value of key `_")
     assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, ConfigError)  # the Satellite answers INVALID
+
+
+class Present:
+    def state_of(self, name: str, /) -> State | None:
+        return State.INIT if name.lower() in {"mariner.a", "mariner.b"} else None
+
+
+def test_read_conditions_on_a_configuration() -> None:
+    """The Satellite's glue: keys marked used, default timeout written back, absent remotes refused."""
+    cfg = Configuration(
+        {
+            "_conditions": {"require_starting_after": ["Mariner.A", "mariner.b"]},
+            "_require_landing_after": "Mariner.A",
+        }
+    )
+    cond = read_conditions(cfg, "Sputnik.Me", Present())
+    assert cond.requirements == {State.landing: ("Mariner.A",), State.starting: ("Mariner.A", "mariner.b")}
+    assert cond.timeout_s == 30
+    assert cfg.as_dict()["_conditions"]["transition_timeout"] == 30
+    assert cfg.remove_unused() == []
+    cond = read_conditions(
+        Configuration({"_require_stopping_after": "Mariner.B", "_conditional_transition_timeout": 3}),
+        "S.me",
+        Present(),
+    )
+    assert (cond.requirements, cond.timeout_s) == ({State.stopping: ("Mariner.B",)}, 3)
+    for bad, msg in [
+        ({"_require_starting_after": "nodot"}, "nodot is not a valid canonical name"),
+        ({"_require_starting_after": "sputnik.ME"}, "Satellite cannot depend on itself"),
+        ({"_require_starting_after": "Mariner.Z"}, "Dependent remote satellite Mariner.Z is not present"),
+        ({"_conditions": {"require_orbit_after": "Mariner.A"}}, "conditions exist only for the transitional"),
+        ({"_require_starting_after": 5}, "expected str or list of str, got int"),
+    ]:
+        with pytest.raises(ConfigError, match=msg):
+            read_conditions(Configuration(bad), "Sputnik.Me", Present())
+    assert read_conditions(Configuration({}), "S.me", None).requirements == {}
+    # the error names the key as given; without a monitor every remote is absent
+    with pytest.raises(ConditionError, match=r"^Value of key `_require_landing_after` is not valid: Depend"):
+        read_conditions(Configuration({"_require_landing_after": "Mariner.A"}), "S.me", None)
 
 
 # -- the waiter, on a real monitor and real heartbeat publishers --------------------------------------
@@ -172,10 +235,11 @@ async def test_waiter_returns_when_remotes_reach_the_target(rig) -> None:
         wait_for_conditions(State.starting, conditions, monitor, on_status=statuses.append)
     )
     await eventually(lambda: statuses, timeout=2)
-    assert statuses[0] == "Awaiting state from Sat.A, currently: ORBIT"
+    assert statuses[0] == "Awaiting state from Sat.A, currently: SatelliteState.ORBIT"
     a.set(State.starting)
     a.set(State.RUN)
-    await eventually(lambda: "Awaiting state from sat.c, currently: ORBIT" in statuses, timeout=2)
+    awaiting_c = "Awaiting state from sat.c, currently: SatelliteState.ORBIT"
+    await eventually(lambda: awaiting_c in statuses, timeout=2)
     assert not waiter.done()
     c.set(State.RUN)
     t0 = time.monotonic()
@@ -195,7 +259,7 @@ async def test_waiter_times_out(rig) -> None:
     with pytest.raises(ConditionTimeout) as info:
         await wait_for_conditions(State.launching, conditions, monitor)
     assert 0.3 <= time.monotonic() - t0 < 0.6
-    assert str(info.value) == "Could not satisfy remote conditions within timeout (0.3 s)"
+    assert str(info.value) == "Could not satisfy remote conditions within timeout"
     assert isinstance(info.value, ConditionFailed)
 
 
@@ -210,7 +274,24 @@ async def test_waiter_fails_when_remote_reports_error(rig) -> None:
     with pytest.raises(RemoteInError) as info:
         await asyncio.wait_for(waiter, 2)
     assert time.monotonic() - t0 < 0.2
-    assert str(info.value) == "Dependent remote satellite Sat.A reports state ERROR"
+    assert str(info.value) == "Dependent remote satellite Sat.A reports state SatelliteState.ERROR"
+
+
+async def test_waiter_fails_at_once_when_a_later_remote_fails(rig) -> None:
+    """Every remote is checked, not only the first one still awaited (the runtime's behaviour)."""
+    monitor = rig[0]
+    await _peer(rig, "Sat.A", State.INIT)  # never launches
+    c = await _peer(rig, "Sat.C", State.INIT)
+    conditions = parse_conditions({"_require_launching_after": ["Sat.A", "Sat.C"]})
+    statuses: list[str] = []
+    waiter = asyncio.create_task(
+        wait_for_conditions(State.launching, conditions, monitor, on_status=statuses.append)
+    )
+    await eventually(lambda: statuses, timeout=2)
+    assert statuses == ["Awaiting state from Sat.A, currently: SatelliteState.INIT"]
+    c.set(State.ERROR)
+    with pytest.raises(RemoteInError, match=r"^Dependent remote satellite Sat\.C reports state"):
+        await asyncio.wait_for(waiter, 2)
 
 
 async def test_waiter_fails_when_remote_is_missing_or_lost(rig) -> None:
@@ -222,6 +303,8 @@ async def test_waiter_fails_when_remote_is_missing_or_lost(rig) -> None:
     with pytest.raises(ConditionError) as presence:
         check_present(conditions, monitor)
     assert "Dependent remote satellite Sat.Nobody is not present" in str(presence.value)
+    with pytest.raises(RemoteMissing):  # no monitor at all (a satellite without discovery)
+        await wait_for_conditions(State.starting, conditions, None)
 
     a = await _peer(rig, "Sat.A", State.ORBIT)
     conditions = parse_conditions({"_require_starting_after": "Sat.A"})
@@ -230,3 +313,15 @@ async def test_waiter_fails_when_remote_is_missing_or_lost(rig) -> None:
     await a.kill()  # its socket closes: disconnect, grace 0.1 s, LOST
     with pytest.raises(RemoteMissing):
         await asyncio.wait_for(waiter, 2)
+
+
+def test_the_runtime_imports_conditions_without_the_monitor() -> None:
+    """The Satellite imports `constellation.peers.conditions` always; the monitor (discovery, zeroconf)
+    only when it runs discovery."""
+    code = (
+        "import sys, constellation, constellation.peers as p\n"
+        "assert 'constellation.peers.monitor' not in sys.modules\n"
+        "assert 'zeroconf' not in sys.modules\n"
+        "assert p.PeerMonitor.__module__ == 'constellation.peers.monitor'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)

@@ -104,7 +104,7 @@ async def test_mariner_sigstop_lost_within_2s_failure_and_condition(
         ev = await w.events.first("Mariner.A", EventKind.ERROR_STATE, timeout=5)
         assert ev.state is State.ERROR
         conditions = parse_conditions({"_require_starting_after": "Mariner.A"}, "Test.Me")
-        with pytest.raises(RemoteInError, match=r"Mariner\.A reports state ERROR"):
+        with pytest.raises(RemoteInError, match=r"Mariner\.A reports state SatelliteState\.ERROR"):
             await wait_for_conditions(State.starting, conditions, w.monitor)
     finally:
         ctx.destroy(linger=0)

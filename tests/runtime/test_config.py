@@ -8,8 +8,8 @@ import msgpack
 import pytest
 
 from constellation import ConfigError, Configuration
-from constellation.framework import read_autonomy, read_conditions
-from protocols import Role, State
+from constellation.framework import read_autonomy
+from protocols import Role
 
 
 def test_keys_are_lower_cased_and_defaults_written_back() -> None:
@@ -90,37 +90,3 @@ def test_autonomy_both_spellings() -> None:
         read_autonomy(Configuration({"_autonomy": {"role": "NONE"}, "_role": "NONE"}))
     with pytest.raises(ConfigError, match="smaller than minimum value 0"):
         read_autonomy(Configuration({"_max_heartbeat_interval": -1}))
-
-
-class Present:
-    def is_present(self, name: str) -> bool:
-        return name.lower() in {"mariner.a", "mariner.b"}
-
-
-def test_conditions_both_spellings() -> None:
-    cfg = Configuration(
-        {
-            "_conditions": {"require_starting_after": ["Mariner.A", "mariner.b"]},
-            "_require_landing_after": "Mariner.A",
-        }
-    )
-    cond = read_conditions(cfg, "Sputnik.Me", Present())
-    assert cond.requires == {State.landing: ("Mariner.A",), State.starting: ("Mariner.A", "mariner.b")}
-    assert cond.timeout_s == 30
-    assert cfg.as_dict()["_conditions"]["transition_timeout"] == 30
-    cond = read_conditions(
-        Configuration({"_require_stopping_after": "Mariner.B", "_conditional_transition_timeout": 3}),
-        "S.me",
-        Present(),
-    )
-    assert (cond.requires, cond.timeout_s) == ({State.stopping: ("Mariner.B",)}, 3)
-    for bad, msg in [
-        ({"_require_starting_after": "nodot"}, "nodot is not a valid canonical name"),
-        ({"_require_starting_after": "sputnik.ME"}, "Satellite cannot depend on itself"),
-        ({"_require_starting_after": "Mariner.Z"}, "Dependent remote satellite Mariner.Z is not present"),
-        ({"_conditions": {"require_orbit_after": "Mariner.A"}}, "conditions exist only for the transitional"),
-        ({"_require_starting_after": 5}, "expected str or list of str, got int"),
-    ]:
-        with pytest.raises(ConfigError, match=msg):
-            read_conditions(Configuration(bad), "Sputnik.Me", Present())
-    assert read_conditions(Configuration({}), "S.me", None).requires == {}
