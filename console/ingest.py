@@ -13,9 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pydantic_core
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection
 
-from console.db import deployments, events
 from console.errors import BadRequest, Conflict, NotFound
 from console.ops import json_text
 from protocols.console_api import EVENT_TYPES, STATUS_BY_EVENT, TERMINAL_STATUSES, AgentEvent, EventAck
@@ -71,18 +70,6 @@ def _body_hash(ev: AgentEvent, payload_json: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-# Prebuilt statements: compiled once, executed with parameters (the ingest hot path).
-_SELECT_DUPLICATES = select(
-    events.c.client_event_id, events.c.id, events.c.body_hash, events.c.known_type
-).where(
-    events.c.deployment_id == bindparam("p_dep"),
-    events.c.client_event_id.in_(bindparam("p_ids", expanding=True)),
-)
-_SELECT_DEPLOYMENT = (
-    select(deployments.c.status, deployments.c.mode, deployments.c.agent_id)
-    .where(deployments.c.id == bindparam("p_dep"))
-    .with_for_update()  # PostgreSQL: serialise with a concurrent cancel; SQLite: BEGIN IMMEDIATE already does
-)
 _EVENT_COLUMNS = (
     "id", "deployment_id", "client_event_id", "seq", "event_type", "job_id", "step_id", "payload",
     "event_timestamp", "created_at", "known_type", "agent_id", "body_hash",
@@ -114,6 +101,15 @@ _PG_WRITE = (
     "lease_expires_at = NULL, status = %(status)s, agent_id = COALESCE(agent_id, %(agent)s) "
     "WHERE id = %(dep)s"
 )
+_SQLITE_SELECT_DUPLICATES = (
+    "SELECT client_event_id, id, body_hash, known_type FROM events "
+    "WHERE deployment_id = ? AND client_event_id IN (SELECT value FROM json_each(?))"
+)
+_SQLITE_SELECT_DEPLOYMENT = "SELECT status, mode, agent_id FROM deployments WHERE id = ?"
+_SQLITE_UPDATE_DEPLOYMENT = (
+    "UPDATE deployments SET event_count = event_count + ?, updated_at = ?, lease_expires_at = NULL, "
+    "status = ?, agent_id = COALESCE(agent_id, ?) WHERE id = ?"
+)  # the agent reported: the lease is fulfilled (BEGIN IMMEDIATE serialises writers: no row lock)
 _SQLITE_INSERT_EVENTS = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * 13)})"
 
 
@@ -136,11 +132,12 @@ def _check_pg(conn: Connection, dep_id: str, ids: list[str]) -> tuple[Any, Store
 
 
 def _check_sqlite(conn: Connection, dep_id: str, ids: list[str]) -> tuple[Any, Stored]:
+    # plain SQL on the driver: SQLAlchemy's expanding IN costs more than the lookup itself
     stored: Stored = {}
     if ids:
-        for r in conn.execute(_SELECT_DUPLICATES, {"p_dep": dep_id, "p_ids": ids}):
-            stored[r.client_event_id] = (r.id, r.body_hash, bool(r.known_type))
-    return conn.execute(_SELECT_DEPLOYMENT, {"p_dep": dep_id}).first(), stored
+        for r in conn.exec_driver_sql(_SQLITE_SELECT_DUPLICATES, (dep_id, _to_json(ids))):
+            stored[r[0]] = (r[1], r[2], bool(r[3]))
+    return conn.exec_driver_sql(_SQLITE_SELECT_DEPLOYMENT, (dep_id,)).first(), stored
 
 
 def _write_pg(conn: Connection, rows: list[tuple[Any, ...]], update: dict[str, Any]) -> None:
@@ -156,20 +153,10 @@ def _write_pg(conn: Connection, rows: list[tuple[Any, ...]], update: dict[str, A
 def _write_sqlite(conn: Connection, rows: list[tuple[Any, ...]], update: dict[str, Any]) -> None:
     # executemany straight on the driver: SQLAlchemy's per-row processing dominated batches
     conn.exec_driver_sql(_SQLITE_INSERT_EVENTS, rows)
-    conn.execute(_UPDATE_DEPLOYMENT, update)
-
-
-_UPDATE_DEPLOYMENT = (
-    deployments.update()
-    .where(deployments.c.id == bindparam("p_dep"))
-    .values(
-        event_count=deployments.c.event_count + bindparam("p_n"),
-        updated_at=bindparam("p_now"),
-        lease_expires_at=None,  # the agent reported: the lease is fulfilled
-        status=bindparam("p_status"),
-        agent_id=func.coalesce(deployments.c.agent_id, bindparam("p_agent")),
+    p = update
+    conn.exec_driver_sql(
+        _SQLITE_UPDATE_DEPLOYMENT, (p["p_n"], p["p_now"], p["p_status"], p["p_agent"], p["p_dep"])
     )
-)
 
 
 # PostgreSQL, one event from an agent: checks, insert and status update in one statement that changes
