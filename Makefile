@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy protocols
+	$(VENV)/bin/mypy protocols constellation satellites controllers listeners console
 
 pytest: $(STAMP)
 	tests/netns/netns-run --hosts 3 -- $(PY) -m pytest $(PYTEST_ARGS)

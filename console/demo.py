@@ -107,7 +107,7 @@ def _live(out: Console, base: str, agent_key: str, files: tuple[Path, Path], pla
             f"   the same event sent again (a retry after a lost ack) -> {dup.status_code} "
             f"duplicate={dup.json().get('duplicate')}"
         )
-        done = {
+        done: dict[str, Any] = {
             "type": "job.completed",
             "timestamp": "2026-03-12T12:04:59Z",
             "job_id": steps[0].get("job_id"),

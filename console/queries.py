@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Row, and_, func, select, true
 
 from console.db import agents, deployments, events
 from console.errors import NotFound
@@ -47,7 +47,7 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _deployment(row: Row[Any]) -> Deployment:
+def _deployment(row: Row[Any, *tuple[Any, ...]]) -> Deployment:
     return Deployment(
         id=row.id,
         plan_id=row.plan_id,
@@ -75,7 +75,7 @@ def get_deployment(conn: Connection, dep_id: str) -> Deployment:
 def list_deployments(
     conn: Connection, *, offset: int = 0, limit: int = 100, status: str | None = None
 ) -> DeploymentList:
-    cond = deployments.c.status == status if status is not None else True
+    cond: ColumnElement[bool] = deployments.c.status == status if status is not None else true()
     total = conn.execute(select(func.count()).select_from(deployments).where(cond)).scalar_one()
     rows = conn.execute(
         select(*_DEPLOYMENT_COLUMNS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import logging
 import re
 import time
@@ -264,7 +265,7 @@ class Simulator:
         now = time.time()
         for sim in sims:
             if sim.id not in self._cache:
-                timeline = await self._read(lambda c, i=sim.id: load_timeline(c, i))
+                timeline = await self._read(functools.partial(load_timeline, dep_id=sim.id))
                 self._cache[sim.id] = (timeline, offsets(timeline))
             timeline, offs = self._cache[sim.id]
             due = bisect.bisect_right(offs, (now - sim.started_at) * sim.speed)
