@@ -99,7 +99,7 @@ def _port() -> int:
 
 def request(ep: str, command: str, payload: Any = None, timeout: float = 5.0) -> cscp.Message:
     """One request on a fresh REQ socket; FleetError on timeout."""
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     try:
@@ -280,7 +280,8 @@ class HeartbeatTap:
         self._todo.put(("disconnect", ep))
 
     def _run(self) -> None:
-        sock = zmq.Context.instance().socket(zmq.SUB)
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        sock = ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.SUBSCRIBE, b"")

@@ -27,7 +27,7 @@ _cut_hosts = iter(range(2, 251))
 
 
 def trials_for(n: int, args: Any) -> int:
-    return max(len(args.roles), math.ceil(args.samples / (n - 1)))
+    return max(len(args.roles), math.ceil(int(args.samples) / (n - 1)))
 
 
 def hosts_needed(args: Any) -> int:
