@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protocols import HeartbeatFlags, State
+from protocols import HeartbeatFlags, State, chp
 from tests.harness import eventually
 from tests.runtime.conftest import HeartbeatSub, wait_state
 
@@ -134,3 +134,51 @@ async def test_garbage_on_the_heartbeat_socket_is_ignored(make_satellite, client
     await sub.next()
     assert sat._hb.subscribers == 1
     assert (await client(sat)("get_state")).verb == "NEW"
+
+
+async def _quiet_with_subscribers(sat, zctx, n: int) -> list[HeartbeatSub]:
+    """``n`` subscribers, all counted and served; then wait out the prompt-beat gap."""
+    import time
+
+    from constellation.heartbeat import prompt_gap_s
+
+    subs = [HeartbeatSub(zctx, sat.ports["hb"]) for _ in range(n)]
+    for s in subs:
+        await s.next()  # each one got a beat (prompt or regular)
+    hb = sat._hb
+    await eventually(lambda: hb.subscribers == n and hb._joined_at is None)
+    await eventually(lambda: time.monotonic() - hb._last_beat > prompt_gap_s(hb.interval_ms), timeout=5.0)
+    return subs
+
+
+async def test_new_subscriber_gets_a_beat_at_once_when_the_interval_is_long(make_satellite, zctx) -> None:
+    import time
+
+    sat = await make_satellite()
+    subs = await _quiet_with_subscribers(sat, zctx, 40)
+    assert sat._hb.interval_ms == chp.heartbeat_interval_ms(40) == 9367  # regular beats 7.5 s apart
+    prompt_before = sat._hb.prompt_beats
+    t0 = time.monotonic()
+    late = HeartbeatSub(zctx, sat.ports["hb"])
+    hb = await late.next(timeout=5.0)
+    waited = time.monotonic() - t0
+    assert waited < 0.5, f"first beat after {waited:.3f} s"
+    assert (hb.state, hb.is_extrasystole, hb.interval_ms) == (State.NEW, False, chp.heartbeat_interval_ms(41))
+    assert sat._hb.prompt_beats == prompt_before + 1
+    # everyone gets the same ordinary beat (subs[0] may still hold older ones)
+    while (other := await subs[0].next(timeout=2.0)).time_ns != hb.time_ns:
+        assert other.time_ns < hb.time_ns
+
+
+async def test_a_burst_of_joins_shares_few_prompt_beats(make_satellite, zctx) -> None:
+    sat = await make_satellite()
+    subs = await _quiet_with_subscribers(sat, zctx, 20)
+    sent, prompts = sat._hb.sent, sat._hb.prompt_beats
+    burst = [HeartbeatSub(zctx, sat.ports["hb"]) for _ in range(30)]
+    for s in burst:
+        assert not (await s.next(timeout=5.0)).is_extrasystole
+    await eventually(lambda: sat._hb.subscribers == 50, timeout=2.0)
+    assert len(subs) == 20  # kept open (a closed SUB unsubscribes)
+    # 30 joins, at most a handful of beats: coalesced within 30 ms and spaced >= 0.1 s
+    assert 1 <= sat._hb.prompt_beats - prompts <= 4
+    assert sat._hb.sent - sent <= 5
