@@ -22,6 +22,7 @@ import zmq.asyncio
 
 from protocols import State
 from protocols import chirp as chirp_wire
+from protocols import chp as chp_wire
 from protocols.chirp import ServiceId
 
 from ..discovery import Service
@@ -217,6 +218,7 @@ class PeerMonitor:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         self._peers[host_id] = _Peer(tracker, task)
+        self._update_first_beat_allowance()
         self._notify()
 
     def depart(self, host_id: bytes, endpoint: str | None = None) -> None:
@@ -324,6 +326,18 @@ class PeerMonitor:
         if peer is not None:
             peer.task.cancel()
             self._notify()
+
+    def _update_first_beat_allowance(self) -> None:
+        """Before its first beat a connected peer gets the interval of a group twice ours (at least
+        ``initial_interval_ms``): every peer has about as many subscribers as we have peers, plus
+        controllers and listeners. Raised for every peer not heard from yet as the group grows."""
+        ms = max(
+            self.settings.initial_interval_ms,
+            chp_wire.heartbeat_interval_ms(2 * (len(self._peers) + 1), self.settings.first_beat_max_ms),
+        )
+        for peer in self._peers.values():
+            if peer.tracker.beats == 0:
+                peer.tracker.first_beat_interval_ms = max(peer.tracker.first_beat_interval_ms, ms)
 
     def _evict_lost(self) -> bool:
         for host_id, peer in self._peers.items():

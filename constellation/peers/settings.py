@@ -14,6 +14,10 @@ class MonitorSettings:
 
     - ``lives``, ``life_factor``, ``initial_interval_ms``: 1.0.2's lives counter (3 lives, one per
       1.5 × the announced interval; 2000 ms assumed before the first heartbeat).
+    - ``first_beat_max_ms``: cap of the allowance before the first heartbeat of a peer whose
+      subscription is connected (the monitor derives it from the group size with 1.0.2's interval
+      formula; 30000 is 1.0.2's default maximum interval). A peer that never connects is judged
+      with ``initial_interval_ms`` from the subscription on.
     - ``min_interval_ms``: floor for the interval used by the lives counter (an announced 0 would
       otherwise kill a peer instantly).
     - ``zmtp_ivl_ms`` / ``zmtp_timeout_ms`` / ``zmtp_ttl_ms``: ZMTP PING interval and timeout on each
@@ -33,6 +37,7 @@ class MonitorSettings:
     lives: int = 3
     life_factor: float = 1.5
     initial_interval_ms: int = 2000
+    first_beat_max_ms: int = 30000
     min_interval_ms: int = 100
     zmtp_ivl_ms: int = 250
     zmtp_timeout_ms: int = 1000

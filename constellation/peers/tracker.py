@@ -10,7 +10,12 @@ Three independent detectors feed one verdict (see docs/autonomy.md):
    successful re-handshake (transient drop, restart on the same port) clear it; otherwise it is LOST.
 2. **Lives** (application hung while its process and TCP stay alive): 1.0.2 semantics. Each heartbeat
    restores ``lives`` (3); every ``life_factor`` (1.5) × the announced interval without a heartbeat
-   costs one life and restarts the clock; at 0 the peer is LOST.
+   costs one life and restarts the clock; at 0 the peer is LOST. Before the first heartbeat 1.0.2
+   assumes ``initial_interval_ms`` (2000) from the subscription on; here that holds only while the
+   subscription has not completed a ZMTP handshake. Once it has (the peer's process answers), the
+   clock restarts at the handshake and ``first_beat_interval_ms`` applies (the monitor sets it from
+   the group size): in a big group a peer's regular beats come more than 9 s apart, and a subscriber
+   that joined after its last state change would otherwise lose it before its first beat.
 3. **Reported state**: ERROR (or the internal DEAD code), SAFE, a recovery, any other change.
 
 Times are the *local* receive time (monotonic), not the sender's timestamp as in 1.0.2: no clock skew
@@ -57,12 +62,15 @@ class PeerTracker:
     suspect_since: float | None = None  # disconnected, waiting out the grace period
     connected: bool = False
     zmtp_ivl_ms: int = 0  # the ZMTP PING interval of this subscription (set by the monitor)
+    first_beat_interval_ms: int = 0  # assumed once connected, before the first beat (set by the monitor)
+    subscribed_at: float = 0.0
+    handshakes: int = 0
     _life_clock: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
         self.interval_ms = self.settings.initial_interval_ms
         self.lives = self.settings.lives
-        self._life_clock = self.now
+        self._life_clock = self.subscribed_at = self.now
 
     # -- inputs -------------------------------------------------------------------------------------
 
@@ -104,6 +112,11 @@ class PeerTracker:
         """The subscription (re)connected and completed the ZMTP handshake: the peer's libzmq lives."""
         self.connected = True
         self.suspect_since = None
+        self.handshakes += 1
+        if self.handshakes == 1 and self.beats == 0 and not self.lost:
+            # the first connection: the lives clock starts now, with the connected allowance
+            self.lives = self.settings.lives
+            self._life_clock = now
         return []
 
     def on_tick(self, now: float) -> list[Verdict]:
@@ -120,10 +133,11 @@ class PeerTracker:
             self.lives -= 1
             self._life_clock = now
             if self.lives <= 0:
-                silent = now - (self.last_seen if self.last_seen is not None else self._life_clock)
-                return self._lose(
-                    f"no heartbeat for {silent:.1f} s ({self.settings.lives} lives at {self.interval_ms} ms)"
-                )
+                if self.last_seen is None:
+                    what = f"no heartbeat in {now - self.subscribed_at:.1f} s since subscribing"
+                else:
+                    what = f"no heartbeat for {now - self.last_seen:.1f} s"
+                return self._lose(f"{what} ({self.settings.lives} lives at {self.judged_interval_ms()} ms)")
         return []
 
     def deadline(self) -> float:
@@ -137,9 +151,15 @@ class PeerTracker:
 
     # -- helpers ------------------------------------------------------------------------------------
 
-    def _life_s(self) -> float:
+    def judged_interval_ms(self) -> int:
+        """The interval the lives counter uses now."""
         ms = max(self.interval_ms, self.settings.min_interval_ms)
-        return self.settings.life_factor * ms / 1000.0
+        if self.beats == 0 and self.connected:
+            ms = max(ms, self.first_beat_interval_ms)
+        return ms
+
+    def _life_s(self) -> float:
+        return self.settings.life_factor * self.judged_interval_ms() / 1000.0
 
     def _lose(self, detail: str) -> list[Verdict]:
         self.lost = True

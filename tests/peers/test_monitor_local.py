@@ -265,3 +265,31 @@ async def test_a_failing_watcher_is_restarted(ctx, monkeypatch) -> None:
         assert monitor.counters["watcher_errors"] == 1
         assert len(calls) == 2
     pub.close(0)
+
+
+async def test_connected_peer_is_not_lost_before_its_first_beat_by_the_short_assumption(ctx) -> None:
+    """A peer whose subscription is up gets the group-size allowance; one that never connects is
+    still judged by ``initial_interval_ms`` (here 200 ms: lost after 0.9 s)."""
+    settings = MonitorSettings(initial_interval_ms=200)
+    pub, endpoint = await _xpub(ctx)
+    events = Events()
+    async with PeerMonitor("Sat.Me", settings=settings, on_event=events) as monitor:
+        t0 = time.monotonic()
+        monitor.watch(endpoint, name="Sat.Quiet")
+        monitor.watch("tcp://127.0.0.1:1", name="Sat.Nobody")  # nothing listens there
+        assert await pub.recv_multipart() == [b"\x01"]
+        lost = await events.first("Sat.Nobody", EventKind.LOST, timeout=3)
+        assert lost.detail.startswith("no heartbeat in ")
+        assert lost.detail.endswith(" s since subscribing (3 lives at 200 ms)")
+        assert float(lost.detail.split()[3]) >= 0.9
+        await eventually(lambda: monitor.peer("Sat.Quiet").connected, timeout=3)
+        # five times the never-connected peer's budget, still silent: not lost
+        await eventually(lambda: time.monotonic() - t0 > 4.5, timeout=6)
+        quiet = monitor.peer("Sat.Quiet")
+        assert quiet is not None
+        assert not quiet.lost
+        assert quiet.lives == settings.lives
+        assert [e.kind for e in events.seen if e.name != "Sat.Nobody"] == []
+        await pub.send_multipart(_beat("Sat.Quiet"))
+        await eventually(lambda: monitor.state_of("Sat.Quiet") is State.ORBIT, timeout=3)
+    pub.close(0)

@@ -35,6 +35,41 @@ def test_before_first_heartbeat_assumes_1_0_2_defaults() -> None:
     assert kinds(t.on_tick(9.0)) == [K.LOST]
 
 
+def test_never_connected_peer_is_judged_from_the_subscription() -> None:
+    t = tracker(now=10.0)
+    t.first_beat_interval_ms = 20000  # only for a connected peer
+    assert kinds(t.on_tick(13.0)) == []
+    assert kinds(t.on_tick(16.0)) == []
+    (verdict,) = t.on_tick(19.0)
+    assert verdict[0] is K.LOST
+    assert verdict[1] == "no heartbeat in 9.0 s since subscribing (3 lives at 2000 ms)"
+
+
+def test_connected_peer_gets_the_first_beat_allowance_from_the_handshake() -> None:
+    t = tracker()
+    t.first_beat_interval_ms = 20000
+    assert t.on_tick(1.0) == []
+    t.on_handshake(1.0)
+    assert (t.lives, t.deadline()) == (3, 1.0 + 30.0)  # 1.5 x 20000 ms from the handshake
+    assert t.on_tick(9.5) == []  # 1.0.2's 2000 ms assumption would have lost it here
+    assert t.on_tick(31.0) == []
+    assert t.on_tick(61.0) == []
+    (verdict,) = t.on_tick(91.0)  # a hung application is still judged by its lives
+    assert verdict == (K.LOST, "no heartbeat in 91.0 s since subscribing (3 lives at 20000 ms)")
+
+
+def test_first_beat_allowance_ends_with_the_first_beat_and_the_first_handshake() -> None:
+    t = tracker()
+    t.first_beat_interval_ms = 20000
+    t.on_handshake(0.5)
+    t.on_tick(30.5)  # one life gone under the allowance
+    t.on_disconnected(31.0)
+    t.on_handshake(31.1)  # a later handshake does not restore the lives
+    assert (t.lives, t.deadline()) == (2, 30.5 + 30.0)
+    t.on_heartbeat(hb(interval=1000), 32.0)
+    assert (t.lives, t.deadline()) == (3, 32.0 + 1.5)  # now judged by the announced interval
+
+
 def test_lives_one_per_expiry_then_lost() -> None:
     t = tracker()
     assert kinds(t.on_heartbeat(hb(), 0.0)) == [K.STATE_CHANGED]
