@@ -62,6 +62,12 @@ class MonitorSettings:
         if self.max_peers < 1:
             raise ValueError(f"max_peers must be >= 1, got {self.max_peers}")
 
+    def zmtp_timeout_for(self, ivl_ms: int) -> int:
+        """ZMTP timeout (ms) for a subscription PINGing every ``ivl_ms``: ``zmtp_timeout_ms``, but at
+        least 3 PING intervals (only longer than 1000 ms beyond 32 peers, where the budget lengthens
+        the interval): 128 satellites starting on 2 cores lost peers to 1 s timeouts."""
+        return max(self.zmtp_timeout_ms, 3 * ivl_ms) if self.zmtp_timeout_ms else 3 * ivl_ms
+
     def zmtp_ivl_for(self, peers: int) -> int:
         """ZMTP PING interval (ms) for a new subscription when ``peers`` are watched (0: off)."""
         if not self.zmtp_ivl_ms or not self.zmtp_pings_per_s:

@@ -39,7 +39,7 @@ def _configure(sub: zmq.asyncio.Socket, tracker: PeerTracker) -> None:
     ivl = tracker.zmtp_ivl_ms
     if ivl:
         sub.setsockopt(zmq.HEARTBEAT_IVL, ivl)
-        sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, s.zmtp_timeout_ms or 3 * ivl)
+        sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, s.zmtp_timeout_for(ivl))
         if s.zmtp_ttl_ms:
             sub.setsockopt(zmq.HEARTBEAT_TTL, s.zmtp_ttl_ms)
 

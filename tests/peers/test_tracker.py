@@ -186,4 +186,7 @@ def test_zmtp_ping_budget_scales_the_interval() -> None:
     s = MonitorSettings()
     assert [s.zmtp_ivl_for(n) for n in (1, 8, 32, 33, 64, 128)] == [250, 250, 250, 258, 500, 1000]
     assert MonitorSettings(zmtp_pings_per_s=0).zmtp_ivl_for(500) == 250
+    # the timeout stays 1000 ms up to 32 peers, then 3 PING intervals
+    assert [s.zmtp_timeout_for(s.zmtp_ivl_for(n)) for n in (1, 32, 64, 128)] == [1000, 1000, 1500, 3000]
+    assert MonitorSettings(zmtp_timeout_ms=0).zmtp_timeout_for(250) == 750
     assert MonitorSettings(zmtp_ivl_ms=0).zmtp_ivl_for(500) == 0
