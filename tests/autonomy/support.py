@@ -19,7 +19,7 @@ from typing import Any
 import zmq
 
 from protocols import State, cscp
-from tests.harness import Proc, free_tcp_port
+from tests.harness import Proc, WaitTimeout, free_tcp_port, wait_until
 
 SATELLITE_RUN = str(Path(sys.executable).with_name("satellite-run"))
 READY = r"READY (?P<name>\S+) cmd=(?P<cmd>\d+) hb=(?P<hb>\d+) mon=(?P<mon>\d+)"
@@ -70,17 +70,20 @@ class Node:
 
     def wait_state(self, *states: State, timeout: float = 10.0) -> tuple[State, float]:
         """Poll until the state is one of ``states``; return it and the monotonic time it was seen."""
-        deadline = time.monotonic() + timeout
-        while True:
-            now = self.state()
-            if now in states:
-                return now, time.monotonic()
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{self.name} still {now.name} ({self.status()!r}), expected "
-                    f"{[s.name for s in states]} after {timeout}s\n{self.proc.output_tail(15)}"
-                )
-            time.sleep(0.005)
+        seen: list[State] = []
+
+        def reached() -> bool:
+            seen.append(self.state())
+            return seen[-1] in states
+
+        try:
+            wait_until(reached, timeout)
+        except WaitTimeout:
+            raise AssertionError(
+                f"{self.name} still {seen[-1].name} ({self.status()!r}), expected "
+                f"{[s.name for s in states]} after {timeout}s\n{self.proc.output_tail(15)}"
+            ) from None
+        return seen[-1], time.monotonic()
 
     def degraded(self) -> bool:
         """Ours only: the `degraded` tag of the `get_run_id` reply."""
@@ -172,18 +175,28 @@ def autonomy(role: str, max_hb_s: int | None = 1, flat: bool = False) -> dict[st
     return {"_autonomy": section}
 
 
-def wait_watching(observer: Node, *names: str, timeout: float = 20.0) -> None:
-    """Wait until ``observer`` (ours) sees every peer in ``names`` as present: `initialize` with a
-    condition on them is accepted only then (1.0.2 parity), so probe with a landing condition that
-    the test never exercises and leave the observer in INIT."""
-    deadline = time.monotonic() + timeout
-    while True:
-        reply = observer.call("initialize", {"_conditions": {"require_landing_after": list(names)}})
+def initialize_when_present(node: Node, config: dict[str, Any], timeout: float = 20.0) -> None:
+    """`initialize` is refused (INVALID, `... is not present`) until the remotes in its conditions are
+    discovered (1.0.2 parity): retry until it is accepted, then wait for INIT."""
+
+    def accepted() -> bool:
+        reply = node.call("initialize", config)
         if reply.verb_type is cscp.VerbType.SUCCESS:
-            observer.wait_state(State.INIT)
-            return
+            return True
+        assert reply.verb_type is cscp.VerbType.INVALID, reply
         assert "not present" in reply.verb, reply
-        assert time.monotonic() < deadline, (
-            f"{observer.name} does not see {names}: {reply.verb}\n{observer.proc.output_tail(60)}"
-        )
-        time.sleep(0.05)
+        return False
+
+    try:
+        wait_until(accepted, timeout, interval=0.05)
+    except WaitTimeout:
+        raise AssertionError(
+            f"{node.name} does not see the remotes of {config}\n{node.proc.output_tail(60)}"
+        ) from None
+    node.wait_state(State.INIT)
+
+
+def wait_watching(observer: Node, *names: str, timeout: float = 20.0) -> None:
+    """Wait until ``observer`` (ours) sees every peer in ``names`` as present: probe with a landing
+    condition that the test never exercises and leave the observer in INIT."""
+    initialize_when_present(observer, {"_conditions": {"require_landing_after": list(names)}}, timeout)

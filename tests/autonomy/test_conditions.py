@@ -14,29 +14,15 @@ import datetime as dt
 import itertools
 import time
 from pathlib import Path
-from typing import Any
 
 import msgpack
 import pytest
 
 from protocols import State, cscp
-from tests.autonomy.support import Node, start_mariner, start_ours
+from tests.autonomy.support import Node, initialize_when_present, start_mariner, start_ours
+from tests.harness import wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.hosts(3), pytest.mark.timeout(120)]
-
-
-def initialize_when_present(node: Node, config: dict[str, Any], timeout: float = 20.0) -> None:
-    """`initialize` is refused (INVALID, `... is not present`) until the remotes are discovered."""
-    deadline = time.monotonic() + timeout
-    while True:
-        reply = node.call("initialize", config)
-        if reply.verb_type is cscp.VerbType.SUCCESS:
-            node.wait_state(State.INIT)
-            return
-        assert reply.verb_type is cscp.VerbType.INVALID, reply
-        assert "not present" in reply.verb, reply
-        assert time.monotonic() < deadline, reply
-        time.sleep(0.05)
 
 
 def changed_ns(node: Node) -> int:
@@ -64,10 +50,7 @@ def test_three_satellites_start_in_dependency_order(spawn, cdaq_python: Path, gr
     for node in (c, b, d):  # the dependants first: they wait in `starting`
         node.ok("start", "ordered")
     c.wait_state(State.starting)
-    deadline = time.monotonic() + 5
-    while "Awaiting state from MARINER.second" not in c.status():
-        assert time.monotonic() < deadline, c.status()
-        time.sleep(0.01)
+    wait_until(lambda: "Awaiting state from MARINER.second" in c.status(), 5)
     assert "currently: SatelliteState.starting" in c.status()
     assert b.state() is State.starting
     assert "Awaiting state from sputnik.first" in b.status()
@@ -108,10 +91,7 @@ def test_abort_causes_end_in_error_naming_the_cause(spawn, cdaq_python: Path, gr
             waiter.wait_state(State.launching)
         t0 = time.monotonic()
         if cause is not None:
-            deadline = t0 + 5
-            while not ours.status().startswith("Awaiting state from"):
-                assert time.monotonic() < deadline, ours.status()
-                time.sleep(0.01)
+            wait_until(lambda: ours.status().startswith("Awaiting state from"), 5)
             cause()
         _, seen = ours.wait_state(State.ERROR, timeout=timeout_s + 5)
         assert ours.status().startswith(prefix + text), ours.status()
