@@ -2,32 +2,57 @@
 
 `protocols.cmdp.encode` validates every field of every message; for log records we build ourselves
 (sender validated once, topic sanitised, tags of known types) that costs more than the send. This
-encoder packs the constant header prefix once; `tests/runtime/test_fastwire.py` checks byte identity
-against the codec.
+encoder packs the constant header prefix once, the msgpack Timestamp with `struct` (no Timestamp object)
+and the topic frame once per (level, topic); tags may come pre-packed (`bytes`, see
+`constellation.satlog`). `tests/runtime/test_fastwire.py` checks byte identity against the codec.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import msgpack
 
 from protocols import cmdp
 
-__all__ = ["LogEncoder"]
+__all__ = ["LogEncoder", "pack_timestamp"]
 
-_LEVEL_NAMES = {level: level.name for level in cmdp.Level}
+_TS32 = struct.Struct(">2sI").pack  # fixext 4, type -1: seconds < 2**32, no nanoseconds
+_TS64 = struct.Struct(">2sQ").pack  # fixext 8, type -1: nanoseconds << 34 | seconds
+_TS96 = struct.Struct(">3sIq").pack  # ext 8 (12 bytes), type -1: nanoseconds, signed seconds
+
+
+def pack_timestamp(time_ns: int) -> bytes:
+    """msgpack of `msgpack.Timestamp.from_unix_nano(time_ns)`, without building the Timestamp."""
+    seconds, nanoseconds = divmod(time_ns, 1_000_000_000)
+    if seconds >> 34 == 0:
+        data64 = nanoseconds << 34 | seconds
+        if data64 >> 32 == 0:
+            return _TS32(b"\xd6\xff", data64)
+        return _TS64(b"\xd7\xff", data64)
+    return _TS96(b"\xc7\x0c\xff", nanoseconds, seconds)
 
 
 class LogEncoder:
     def __init__(self, sender: str) -> None:
         self._prefix = msgpack.packb("CMDP\x01") + msgpack.packb(sender)
+        # Used only by the publisher's task (a Packer is not shareable between threads).
         self._pack = msgpack.Packer(use_bin_type=True, datetime=True).pack
+        self._topics: dict[tuple[cmdp.Level, str], bytes] = {}
 
     def encode(
-        self, level: cmdp.Level, topic: str, text: str, tags: dict[str, Any], time_ns: int
+        self, level: cmdp.Level, topic: str, text: str, tags: dict[str, Any] | bytes, time_ns: int
     ) -> list[bytes]:
-        """Frames of a log message; `topic` must already be upper case, non-empty ASCII."""
-        pack = self._pack
-        header = self._prefix + pack(msgpack.Timestamp.from_unix_nano(time_ns)) + pack(tags)
-        return [f"LOG/{_LEVEL_NAMES[level]}/{topic}".encode(), header, text.encode("utf-8", "replace")]
+        """Frames of a log message; `topic` must already be upper case, non-empty ASCII.
+
+        `tags` is the tag map, or its msgpack encoding (`bytes`, sent as is).
+        """
+        packed = tags if isinstance(tags, bytes) else self._pack(tags)
+        header = self._prefix + pack_timestamp(time_ns) + packed
+        frame = self._topics.get((level, topic))
+        if frame is None:
+            frame = f"LOG/{cmdp.Level(level).name}/{topic}".encode()
+            if len(self._topics) < 1024:
+                self._topics[(level, topic)] = frame
+        return [frame, header, text.encode("utf-8", "replace")]

@@ -41,6 +41,7 @@ from .metrics import BUILTIN, MetricScheduler, collect_metrics
 from .monitoring import CmdpLogHandler, MonitoringPublisher
 from .peer_events import PeerEvent, PeerMonitor, apply_legacy_event
 from .peers.conditions import Conditions
+from .satlog import SatelliteLog
 from .standard import CNSTLN_VERSION, StandardCommands
 from .stop import StopToken
 
@@ -101,19 +102,17 @@ class Satellite:
         self._config = Configuration()
         self._conditions = Conditions()
         extra = {"satellite": self.name}
-        self.log: Adapter = logging.LoggerAdapter(
+        self.log: Adapter = SatelliteLog(
             logging.getLogger(type(self).__module__), {**extra, "component": self.type_name.upper()}
         )
-        self._ctrl_log: Adapter = logging.LoggerAdapter(
-            logging.getLogger(__name__), {**extra, "component": "CTRL"}
-        )
-        self._fsm_log: Adapter = logging.LoggerAdapter(
+        self._ctrl_log: Adapter = SatelliteLog(logging.getLogger(__name__), {**extra, "component": "CTRL"})
+        self._fsm_log: Adapter = SatelliteLog(
             logging.getLogger("constellation.lifecycle"), {**extra, "component": "FSM"}
         )
-        self._link_log: Adapter = logging.LoggerAdapter(
+        self._link_log: Adapter = SatelliteLog(
             logging.getLogger("constellation.heartbeat"), {**extra, "component": "LINK"}
         )
-        self._mntr_log: Adapter = logging.LoggerAdapter(
+        self._mntr_log: Adapter = SatelliteLog(
             logging.getLogger("constellation.monitoring"), {**extra, "component": "MNTR"}
         )
         self.ports: dict[str, int] = {}

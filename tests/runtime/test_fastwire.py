@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
+import msgpack
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from constellation.fastwire import LogEncoder
+from constellation.fastwire import LogEncoder, pack_timestamp
 from protocols import cmdp
 
 TAGS = {
@@ -26,3 +29,27 @@ def test_identical_to_the_codec(level: cmdp.Level, time_ns: int, text: str) -> N
     codec = cmdp.encode(cmdp.LogMessage("Sputnik.One", level, "SPUTNIK", text, tags, time_ns))
     assert ours == codec
     assert cmdp.decode(ours) == cmdp.LogMessage("Sputnik.One", level, "SPUTNIK", text, tags, time_ns)
+
+
+@given(st.integers(min_value=-(2**63) * 10**9, max_value=2**63 * 10**9 - 1))
+@example(0)
+@example(2**32 * 10**9 - 10**9)  # last timestamp 32
+@example(2**32 * 10**9)  # first timestamp 64 without nanoseconds
+@example(2**34 * 10**9 - 1)  # last timestamp 64
+@example(2**34 * 10**9)  # first timestamp 96
+@example(-1)
+def test_timestamp_identical_to_msgpack(time_ns: int) -> None:
+    expected = msgpack.packb(msgpack.Timestamp.from_unix_nano(time_ns), datetime=True)
+    assert pack_timestamp(time_ns) == expected
+
+
+def test_prepacked_tags_are_sent_as_is() -> None:
+    enc = LogEncoder("Sputnik.One")
+    packed = msgpack.packb(TAGS, use_bin_type=True)
+    ns = 1_700_000_000_123_456_000
+    assert enc.encode(cmdp.Level.INFO, "X", "t", packed, ns) == enc.encode(
+        cmdp.Level.INFO, "X", "t", TAGS, ns
+    )
+    # the cached topic frame is per level and topic
+    assert enc.encode(cmdp.Level.STATUS, "X", "t", TAGS, ns)[0] == b"LOG/STATUS/X"
+    assert enc.encode(cmdp.Level.STATUS, "Y", "t", TAGS, ns)[0] == b"LOG/STATUS/Y"

@@ -1,0 +1,231 @@
+"""`SatelliteLog`: the `self.log` of a satellite, with a fast path to CMDP that skips `LogRecord`.
+
+Python `logging` costs 10-20 us a record (LogRecord, findCaller, the handler chain); a satellite that
+logs in a loop is bound by that, not by the socket. When the only handler that would take a record is
+this satellite's `CmdpLogHandler`, the adapter builds the CMDP message itself: it asks the publisher
+first (nothing subscribed: done after the level check), then takes the caller's frame like
+`Logger.findCaller`, the thread and process tags like `LogRecord`, and the text like
+`LogRecord.getMessage`, and queues the same tuple the handler would. The bytes on the wire are the ones
+the normal path gives for the same call (`tests/runtime/test_log_fastpath.py`).
+
+Anything else takes the normal `logging` path, decided on every call (no cached decision goes stale
+when handlers, levels or filters change): keyword arguments (`exc_info`, `stack_info`, `extra`,
+`stacklevel`), a non-int level, filters on the logger or on a handler in the way, any other handler
+whose level lets the record through (a console printing it, a user's file handler), no or several
+CMDP handlers of ours in the chain, a logger subclass, a custom LogRecord factory, extra keys beyond
+`satellite`/`component`, or `logging._srcfile` unset.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any
+
+import msgpack
+
+from protocols import cmdp
+
+from .monitoring import CmdpLogHandler, topic_component
+
+__all__ = ["SatelliteLog"]
+
+_EXTRA_KEYS = frozenset(("satellite", "component"))
+_LogRecord = logging.LogRecord
+_Logger = logging.Logger
+_get_ident = threading.get_ident
+_current_thread = threading.current_thread
+_getpid = os.getpid
+_getframe = sys._getframe
+#: (python level, component) -> (wire level, topic component, topic bytes).
+_routes: dict[tuple[int, str], tuple[cmdp.Level, str, bytes]] = {}
+#: pathname -> (filename, module), as LogRecord derives them.
+_names: dict[str, tuple[str, str]] = {}
+#: all tag values -> their msgpack map (the key is the whole content: an entry cannot go stale).
+_packed: dict[tuple[Any, ...], bytes] = {}
+
+
+class SatelliteLog(logging.LoggerAdapter[logging.Logger]):
+    """A LoggerAdapter (same API, same records) with the CMDP fast path described above."""
+
+    def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
+        if kwargs or not self._fast(logging.DEBUG, msg, args):
+            self._slow(logging.DEBUG, msg, args, kwargs)
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
+        if kwargs or not self._fast(logging.INFO, msg, args):
+            self._slow(logging.INFO, msg, args, kwargs)
+
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
+        if kwargs or not self._fast(logging.WARNING, msg, args):
+            self._slow(logging.WARNING, msg, args, kwargs)
+
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
+        if kwargs or not self._fast(logging.ERROR, msg, args):
+            self._slow(logging.ERROR, msg, args, kwargs)
+
+    def critical(self, msg: object, *args: object, **kwargs: Any) -> None:
+        if kwargs or not self._fast(logging.CRITICAL, msg, args):
+            self._slow(logging.CRITICAL, msg, args, kwargs)
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if kwargs or not self._fast(level, msg, args):
+            self._slow(level, msg, args, kwargs)
+
+    # `exception` (exc_info) and `warn` (deprecated, calls `warning`) are inherited.
+
+    def _slow(self, level: int, msg: object, args: tuple[object, ...], kwargs: dict[str, Any]) -> None:
+        """The stock LoggerAdapter path; one more stack level skips our method (findCaller counts it)."""
+        kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 2
+        logging.LoggerAdapter.log(self, level, msg, *args, **kwargs)
+
+    def _fast(self, level: int, msg: object, args: tuple[object, ...]) -> bool:
+        """True when the call is fully handled (disabled, unsubscribed, or queued for CMDP)."""
+        logger = self.logger
+        if type(level) is not int or type(logger) is not _Logger:
+            return False
+        if not logger.isEnabledFor(level):
+            return True  # exactly what LoggerAdapter.log does
+        if logger.filters or not logging._srcfile or logging.getLogRecordFactory() is not _LogRecord:
+            return False
+        extra = self.extra
+        if not isinstance(extra, dict) or extra.keys() - _EXTRA_KEYS:
+            return False
+        handler = _sole_handler(logger, level, extra.get("satellite"))
+        if handler is None:
+            return False
+        raw = extra.get("component") or logger.name.rpartition(".")[2]
+        if type(raw) is not str:
+            return False
+        key = (level, raw)
+        route = _routes.get(key)
+        if route is None:
+            route = _route(level, raw)
+        wire_level, component, topic = route
+        publisher = handler.publisher
+        if not publisher.wants(topic):
+            return True
+        publisher.push((wire_level, component, message(msg, args), packed_tags(2), now_ns()))
+        return True
+
+
+def _route(level: int, raw: str) -> tuple[cmdp.Level, str, bytes]:
+    """(wire level, topic component, topic) as `CmdpLogHandler.emit` derives them."""
+    wire_level = cmdp.Level.from_python_level(level)
+    component = topic_component(raw)
+    route = (wire_level, component, cmdp.log_topic(wire_level, component))
+    if len(_routes) >= 1024:
+        _routes.clear()
+    _routes[(level, raw)] = route
+    return route
+
+
+def _sole_handler(logger: logging.Logger, level: int, satellite: object) -> CmdpLogHandler | None:
+    """Our CMDP handler if it is the only handler `Logger.callHandlers` would hand the record to.
+
+    A CmdpLogHandler of another satellite ignores our records (they carry our name) and is skipped.
+    """
+    found: CmdpLogHandler | None = None
+    c: logging.Logger | None = logger
+    while c is not None:
+        for h in c.handlers:
+            if h.filters:
+                return None
+            if type(h) is CmdpLogHandler:
+                if h.satellite != satellite:
+                    continue
+                if found is not None or level < h.level:
+                    return None
+                found = h
+            elif level >= h.level:
+                return None
+        c = c.parent if c.propagate else None
+    return found
+
+
+def _caller(depth: int) -> tuple[str, str, str, int, str]:
+    """(pathname, filename, module, lineno, funcName) of the frame `Logger.findCaller` would pick.
+
+    `depth` frames up from our caller is the logging call's caller; frames of the logging module
+    (and importlib's bootstrap) are skipped as `findCaller` does.
+    """
+    f: FrameType = _getframe(depth + 1)
+    srcfile = logging._srcfile
+    while True:
+        fn = f.f_code.co_filename
+        if not (fn == srcfile or ("importlib" in fn and "_bootstrap" in fn)):
+            break
+        back = f.f_back
+        if back is None:
+            break
+        f = back
+    names = _names.get(fn)
+    if names is None:
+        try:
+            filename = os.path.basename(fn)
+            names = (filename, os.path.splitext(filename)[0])
+        except (TypeError, ValueError, AttributeError):
+            names = (fn, "Unknown module")
+        if len(_names) < 4096:
+            _names[fn] = names
+    return fn, names[0], names[1], f.f_lineno, f.f_code.co_name
+
+
+def message(msg: object, args: tuple[object, ...]) -> str:
+    """`LogRecord(...).getMessage()` for these arguments, or `str(msg)` where it raises (as the handler)."""
+    try:
+        if args and len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+            return str(msg) % args[0]
+        text = str(msg)
+        return text % args if args else text
+    except Exception:
+        return str(msg)
+
+
+def packed_tags(depth: int) -> bytes:
+    """The msgpack of `record_tags(record)` for a record made by the logging call `depth` frames up."""
+    pathname, filename, module, lineno, func = _caller(depth + 1)
+    if logging.logThreads:
+        thread: int | None = _get_ident()
+        thread_name: str | None = _current_thread().name
+    else:
+        thread = thread_name = None
+    process_name: str | None = None
+    if logging.logMultiprocessing:
+        process_name = "MainProcess"
+        mp = sys.modules.get("multiprocessing")
+        if mp is not None:
+            try:  # noqa: SIM105 (a hot path: contextlib.suppress costs more than the lookup)
+                process_name = mp.current_process().name
+            except Exception:
+                pass
+    process = _getpid() if logging.logProcesses else None
+    key = (pathname, lineno, func, thread, thread_name, process, process_name)
+    packed = _packed.get(key)
+    if packed is None:
+        tags = {
+            "filename": filename,
+            "pathname": pathname,
+            "lineno": lineno,
+            "funcName": func,
+            "module": module,
+            "thread": thread,
+            "threadName": thread_name,
+            "process": process,
+            "processName": process_name,
+        }
+        packed = msgpack.packb(tags, use_bin_type=True)
+        if len(_packed) >= 4096:
+            _packed.clear()
+        _packed[key] = packed
+    return packed
+
+
+def now_ns() -> int:
+    """The record time as the handler sends it (`LogRecord.created` is `time.time()`)."""
+    return int(time.time() * 1_000_000) * 1000

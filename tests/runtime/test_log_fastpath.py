@@ -1,0 +1,579 @@
+"""`SatelliteLog`'s fast path: the same wire bytes as the normal logging path, and every fallback.
+
+Each test gets a private logger hierarchy (`<unique>` with `propagate=False`, holding our
+`CmdpLogHandler`, and its child `<unique>.mod` the adapter logs to), so pytest's own root handlers are
+not in the way. The publisher is a recorder: the fast path queues tags pre-packed (`bytes`), the normal
+path (LogRecord through the handler) queues the tag dict, which tells the paths apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgpack
+import pytest
+import zmq
+
+from constellation import Satellite
+from constellation.fastwire import LogEncoder
+from constellation.monitoring import CmdpLogHandler, RawLog
+from constellation.satlog import SatelliteLog
+from protocols import cmdp
+from tests.harness import eventually
+
+NAME = "Sputnik.Fast"
+
+
+class Recorder:
+    """A MonitoringPublisher stand-in: every topic wanted unless told otherwise; pushes recorded."""
+
+    def __init__(self) -> None:
+        self.pushed: list[RawLog] = []
+        self.asked: list[bytes] = []
+        self.wanted: Callable[[bytes], bool] = lambda _topic: True
+
+    def wants(self, topic: bytes) -> bool:
+        self.asked.append(topic)
+        return self.wanted(topic)
+
+    def push(self, msg: RawLog) -> bool:
+        self.pushed.append(msg)
+        return True
+
+
+class Rig:
+    def __init__(self) -> None:
+        self.parent = logging.getLogger(f"lfp{uuid.uuid4().hex[:10]}")
+        self.parent.propagate = False
+        self.parent.setLevel(1)  # everything, TRACE (5) included
+        self.logger = logging.getLogger(f"{self.parent.name}.mod")
+        self.pub = Recorder()
+        self.handler = CmdpLogHandler(self.pub, NAME)  # type: ignore[arg-type]
+        self.parent.addHandler(self.handler)
+        self.extra = {"satellite": NAME, "component": "SPUTNIK"}
+        self.log = SatelliteLog(self.logger, self.extra)
+        self.stock = logging.LoggerAdapter(self.logger, self.extra)
+
+    def take(self) -> list[RawLog]:
+        out, self.pub.pushed = self.pub.pushed, []
+        return out
+
+    def close(self) -> None:
+        for lg in (self.parent, self.logger):
+            for h in list(lg.handlers):
+                lg.removeHandler(h)
+            lg.filters.clear()
+            lg.disabled = False
+
+
+@pytest.fixture
+def new_rig() -> Iterator[Callable[[], Rig]]:
+    """Rigs are made inside the test: pytest attaches its capture handler to every non-propagating
+    logger when a test phase begins, which would (rightly) send everything down the normal path."""
+    made: list[Rig] = []
+
+    def make() -> Rig:
+        made.append(Rig())
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+@pytest.fixture
+def frozen_time(monkeypatch: pytest.MonkeyPatch) -> float:
+    now = 1_763_800_000.123456
+    monkeypatch.setattr(time, "time", lambda: now)
+    return now
+
+
+def fast(msg: RawLog) -> bool:
+    return isinstance(msg[3], bytes)
+
+
+def wire(msg: RawLog) -> list[bytes]:
+    return LogEncoder(NAME).encode(*msg)
+
+
+def normal(rig: Rig) -> Iterator[None]:
+    """Forces the normal path for the duration: a pass-through filter on the logger."""
+    return _with_filter(rig.logger)
+
+
+def _with_filter(lg: logging.Logger) -> Iterator[None]:
+    class _Ctx:
+        def __enter__(self) -> None:
+            lg.addFilter(_pass)
+
+        def __exit__(self, *exc: object) -> None:
+            lg.removeFilter(_pass)
+
+    return _Ctx()  # type: ignore[return-value]
+
+
+def _pass(record: logging.LogRecord) -> bool:
+    return True
+
+
+# -- byte identity ------------------------------------------------------------------------------------
+
+CALLS: list[tuple[str, Callable[[logging.LoggerAdapter[logging.Logger]], None]]] = [
+    ("info", lambda a: a.info("burst %d", 7)),
+    ("debug", lambda a: a.debug("plain")),
+    ("warning", lambda a: a.warning("w %s and %r", "x", [1])),
+    ("error", lambda a: a.error("e")),  # ERROR goes out as CRITICAL
+    ("critical", lambda a: a.critical("c %s", "ü✓")),
+    ("log-status", lambda a: a.log(35, "status %05.1f", 3.14159)),
+    ("log-trace", lambda a: a.log(5, "trace")),
+    ("log-odd-level", lambda a: a.log(27, "between INFO and WARNING")),
+    ("mapping", lambda a: a.info("%(a)s-%(b)d", {"a": "x", "b": 2})),
+    ("empty-mapping", lambda a: a.info("m %s", {})),  # not unpacked: formats the dict
+    ("percent-no-args", lambda a: a.info("100% sure")),
+    ("bad-format", lambda a: a.info("%d items", "many")),  # getMessage raises: the handler sends msg
+    ("too-few-args", lambda a: a.info("%s %s", 1)),
+    ("object-msg", lambda a: a.info(ValueError("boom"))),
+    ("tuple-arg", lambda a: a.info("%s", (1, 2))),
+]
+
+
+def _emit_both(rig: Rig, call: Callable[[logging.LoggerAdapter[logging.Logger]], None]) -> list[RawLog]:
+    """The same call site through the fast path, the normal path of ours, and a stock LoggerAdapter."""
+    out = []
+    for adapter, force_normal in ((rig.log, False), (rig.log, True), (rig.stock, False)):
+        if force_normal:
+            with normal(rig):
+                call(adapter)
+        else:
+            call(adapter)
+        (msg,) = rig.take()
+        out.append(msg)
+    return out
+
+
+@pytest.mark.parametrize("case", [c[0] for c in CALLS])
+def test_fast_path_wire_bytes_equal_the_normal_path(
+    new_rig: Callable[[], Rig], frozen_time: float, case: str
+) -> None:
+    rig = new_rig()
+    call = dict(CALLS)[case]
+    quick, slow, stock = _emit_both(rig, call)
+    assert fast(quick)
+    assert not fast(slow)
+    assert not fast(stock)
+    assert slow[3]["funcName"] == "<lambda>"
+    assert slow[3]["filename"] == "test_log_fastpath.py"
+    assert wire(quick) == wire(slow) == wire(stock)
+    # and the normal path's frames are what the validating codec gives for the record
+    level, topic, text, tags, ns = slow
+    assert isinstance(tags, dict)
+    assert wire(slow) == cmdp.encode(cmdp.LogMessage(NAME, level, topic, text, tags, ns))
+
+
+def test_identical_from_worker_threads_with_changing_names(
+    new_rig: Callable[[], Rig], frozen_time: float
+) -> None:
+    rig = new_rig()
+    results: list[list[RawLog]] = []
+
+    def work() -> None:
+        for name in ("worker-a", "worker-b"):
+            threading.current_thread().name = name
+            results.append(_emit_both(rig, lambda a: a.info("from %s", "thread")))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(results) == 6
+    for quick, slow, stock in results:
+        assert fast(quick)
+        assert wire(quick) == wire(slow) == wire(stock)
+    names = {msgpack.unpackb(r[0][3])["threadName"] for r in results}
+    assert names == {"worker-a", "worker-b"}
+    assert len({msgpack.unpackb(r[0][3])["thread"] for r in results}) >= 1
+
+
+def test_caller_behind_logging_frames_is_found(new_rig: Callable[[], Rig], frozen_time: float) -> None:
+    rig = new_rig()
+    # `warn` (deprecated) is logging's code calling our `warning`: findCaller skips it, so must we
+    with pytest.warns(DeprecationWarning, match="warn"):
+        rig.log.warn("old")
+    (quick,) = rig.take()
+    with normal(rig), pytest.warns(DeprecationWarning, match="warn"):
+        rig.log.warn("old")
+    (slow,) = rig.take()
+    assert fast(quick)
+    q, s = msgpack.unpackb(quick[3]), slow[3]
+    assert isinstance(s, dict)
+    assert q["funcName"] == s["funcName"] == "test_caller_behind_logging_frames_is_found"
+    assert q["lineno"] == s["lineno"] - 3
+
+
+def test_time_is_the_record_time(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+    before = time.time_ns()
+    rig.log.info("now")
+    after = time.time_ns()
+    ((_, _, _, _, ns),) = rig.take()
+    assert before // 1000 * 1000 <= ns <= after
+    assert ns % 1000 == 0
+
+
+# -- nothing to do ------------------------------------------------------------------------------------
+
+
+def test_unsubscribed_topic_builds_nothing(
+    new_rig: Callable[[], Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = new_rig()
+    records: list[str] = []
+    real = logging.Logger.makeRecord
+
+    def counting(self: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        records.append(self.name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(logging.Logger, "makeRecord", counting)
+    rig.pub.wanted = lambda topic: topic == b"LOG/WARNING/SPUTNIK"
+    rig.log.info("nobody listens")
+    assert rig.take() == []
+    assert records == []
+    assert rig.pub.asked == [b"LOG/INFO/SPUTNIK"]
+    rig.log.warning("someone listens")
+    assert [m[2] for m in rig.take()] == ["someone listens"]
+    assert records == []
+
+
+def test_level_changes_at_runtime(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+    rig.logger.setLevel(logging.WARNING)
+    rig.log.info("dropped")
+    rig.log.debug("dropped")
+    assert rig.take() == []
+    assert rig.pub.asked == []
+    rig.logger.setLevel(logging.NOTSET)  # back to the parent's level (1)
+    rig.log.debug("kept")
+    assert [(fast(m), m[2]) for m in rig.take()] == [(True, "kept")]
+    logging.disable(logging.INFO)
+    try:
+        rig.log.info("disabled globally")
+        assert rig.take() == []
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def test_disabled_logger_emits_nothing(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+    rig.logger.disabled = True
+    rig.log.warning("x")
+    assert rig.take() == []
+
+
+# -- fallbacks: every one goes through logging, and gives the same CMDP message ------------------------
+
+
+class Capture(logging.Handler):
+    def __init__(self, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("where", ["logger", "parent"])
+def test_another_handler_that_takes_the_record_gets_it(new_rig: Callable[[], Rig], where: str) -> None:
+    rig = new_rig()
+    cap = Capture(logging.INFO)
+    (rig.logger if where == "logger" else rig.parent).addHandler(cap)
+    rig.log.info("printed %d", 1)
+    rig.log.debug("below the console level")
+    msgs = rig.take()
+    assert [(fast(m), m[2]) for m in msgs] == [(False, "printed 1"), (True, "below the console level")]
+    assert [r.getMessage() for r in cap.records] == ["printed 1"]
+    assert cap.records[0].lineno == msgpack.unpackb(msgs[1][3])["lineno"] - 1
+
+
+def test_handler_added_later_is_never_skipped(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+    rig.log.info("before")
+    cap = Capture()
+    rig.parent.addHandler(cap)
+    rig.log.info("after")
+    rig.parent.removeHandler(cap)
+    rig.log.info("removed again")
+    assert [(fast(m), m[2]) for m in rig.take()] == [
+        (True, "before"),
+        (False, "after"),
+        (True, "removed again"),
+    ]
+    assert [r.msg for r in cap.records] == ["after"]
+
+
+def test_handler_level_changes_at_runtime(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+    cap = Capture(logging.CRITICAL)
+    rig.parent.addHandler(cap)
+    rig.log.warning("one")
+    cap.setLevel(logging.WARNING)
+    rig.log.warning("two")
+    assert [(fast(m), m[2]) for m in rig.take()] == [(True, "one"), (False, "two")]
+    assert [r.msg for r in cap.records] == ["two"]
+
+
+def test_handlers_beyond_propagate_false_do_not_count(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+    grand = logging.getLogger(rig.parent.name.rpartition(".")[0] or "")  # the root: pytest's handlers
+    assert grand.handlers, "pytest's capture handlers on the root logger"
+    rig.log.info("x")
+    assert fast(rig.take()[0])
+    rig.parent.propagate = True  # now the root's handlers would see it
+    try:
+        rig.log.info("y")
+        assert not fast(rig.take()[0])
+    finally:
+        rig.parent.propagate = False
+
+
+@pytest.mark.parametrize("where", ["logger filter", "our handler filter", "other handler filter"])
+def test_any_filter_takes_the_normal_path(new_rig: Callable[[], Rig], where: str) -> None:
+    rig = new_rig()
+    seen: list[str] = []
+
+    def note(record: logging.LogRecord) -> bool:
+        seen.append(record.getMessage())
+        return True
+
+    if where == "logger filter":
+        rig.logger.addFilter(note)
+    elif where == "our handler filter":
+        rig.handler.addFilter(note)
+    else:
+        other = Capture(logging.CRITICAL)  # would not take INFO, but its filter exists
+        other.addFilter(note)
+        rig.parent.addHandler(other)
+    try:
+        rig.log.info("filtered %s", "x")
+    finally:
+        rig.handler.removeFilter(note)
+    ((_, _, text, tags, _),) = rig.take()
+    assert isinstance(tags, dict)
+    assert text == "filtered x"
+    if where != "other handler filter":
+        assert seen == ["filtered x"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"exc_info": True}, {"stack_info": True}, {"extra": {"k": 1}}, {"stacklevel": 1}],
+    ids=["exc_info", "stack_info", "extra", "stacklevel"],
+)
+def test_keyword_arguments_take_the_normal_path(new_rig: Callable[[], Rig], kwargs: dict[str, Any]) -> None:
+    rig = new_rig()
+    try:
+        raise RuntimeError("the cause")
+    except RuntimeError:
+        rig.log.info("with %s", "kwargs", **kwargs)
+    ((_, _, text, tags, _),) = rig.take()
+    assert isinstance(tags, dict)
+    assert text == "with kwargs"
+    assert tags["funcName"] == "test_keyword_arguments_take_the_normal_path"
+    if "exc_info" in kwargs:
+        assert "RuntimeError: the cause" in tags["traceback"]
+
+
+def test_exception_carries_the_traceback(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+    try:
+        raise KeyError("k")
+    except KeyError:
+        rig.log.exception("failed")
+    ((level, _, _, tags, _),) = rig.take()
+    assert level is cmdp.Level.CRITICAL
+    assert isinstance(tags, dict)
+    assert "KeyError" in tags["traceback"]
+
+
+def test_stacklevel_is_honoured_on_the_normal_path(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+
+    def helper() -> None:
+        rig.log.info("from helper", stacklevel=2)
+
+    helper()
+    line = helper.__code__.co_firstlineno + 3
+    ((_, _, _, tags, _),) = rig.take()
+    assert isinstance(tags, dict)
+    assert (tags["funcName"], tags["lineno"]) == (
+        "test_stacklevel_is_honoured_on_the_normal_path",
+        line,
+    )
+
+
+def test_record_factory_and_logger_class(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+    made: list[str] = []
+    old = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        made.append("x")
+        return old(*args, **kwargs)
+
+    logging.setLogRecordFactory(factory)
+    try:
+        rig.log.info("custom factory")
+    finally:
+        logging.setLogRecordFactory(old)
+    assert made == ["x"]
+    assert not fast(rig.take()[0])
+
+    class Special(logging.Logger):
+        pass
+
+    special = SatelliteLog(Special(f"{rig.parent.name}.special"), rig.extra)
+    special.logger.parent = rig.parent
+    special.info("subclass")
+    assert not fast(rig.take()[0])
+
+
+def test_other_satellites_handlers_are_ignored_but_two_of_ours_are_not(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+    other_pub = Recorder()
+    rig.logger.addHandler(CmdpLogHandler(other_pub, "Sputnik.Other"))  # type: ignore[arg-type]
+    rig.log.info("ours only")
+    assert fast(rig.take()[0])
+    assert other_pub.pushed == []
+    second = CmdpLogHandler(Recorder(), NAME)  # type: ignore[arg-type]
+    rig.logger.addHandler(second)
+    rig.log.info("twice")
+    assert not fast(rig.take()[0])
+
+
+def test_without_our_handler_logging_decides(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+    rig.parent.removeHandler(rig.handler)
+    cap = Capture(logging.CRITICAL)
+    rig.parent.addHandler(cap)
+    rig.log.info("nobody")
+    rig.log.critical("cap")
+    assert rig.take() == []
+    assert [r.msg for r in cap.records] == ["cap"]
+
+
+def test_extra_keys_and_odd_levels(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+    more = SatelliteLog(rig.logger, {**rig.extra, "traceback": "tb"})
+    more.info("with traceback extra")
+    ((_, _, _, tags, _),) = rig.take()
+    assert isinstance(tags, dict)
+    assert tags["traceback"] == "tb"
+    with pytest.raises(TypeError):
+        rig.log.log("INFO", "a string level")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        rig.stock.log("INFO", "a string level")  # type: ignore[arg-type]
+
+
+def test_nested_adapter_goes_through_logging_with_the_right_caller(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+    # the outer adapter passes `extra`, which the inner one replaces (stock 3.11 behaviour, kept)
+    outers = [logging.LoggerAdapter(a, {"component": "OUTER"}) for a in (rig.log, rig.stock)]  # type: ignore[arg-type]
+    for outer in outers:
+        outer.info("nested")
+    (ours, stock) = rig.take()
+    assert isinstance(ours[3], dict)
+    assert ours[3] == stock[3]
+    assert ours[1] == stock[1] == "SPUTNIK"
+    assert ours[3]["funcName"] == "test_nested_adapter_goes_through_logging_with_the_right_caller"
+
+
+# -- a running satellite: its real publisher and socket -------------------------------------------------
+
+
+def _say(adapter: logging.LoggerAdapter[logging.Logger]) -> None:
+    adapter.info("same %s from %d", "call", 3)
+
+
+async def test_running_satellite_sends_identical_frames(
+    make_satellite: Any, zctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sat = await make_satellite()
+    lg = sat.log.logger
+    # Only the satellite's handler on the way (pytest's root handlers would force the normal path).
+    monkeypatch.setattr(lg, "propagate", False)
+    lg.addHandler(sat._handler)
+    level = lg.level
+    lg.setLevel(logging.INFO)
+    emitted: list[str] = []
+    real_emit = sat._handler.emit
+    monkeypatch.setattr(sat._handler, "emit", lambda r: (emitted.append(r.getMessage()), real_emit(r)))
+    try:
+        sub = zctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.subscribe(b"LOG/INFO/SATELLITE")
+        sub.connect(f"tcp://127.0.0.1:{sat.ports['mon']}")
+        await eventually(lambda: sat._mon._prefixes)
+        monkeypatch.setattr(time, "time", lambda: 1_763_800_000.5)
+        _say(sat.log)  # fast
+        assert emitted == []
+        with _with_filter(lg):
+            _say(sat.log)  # normal, through the handler
+        _say(logging.LoggerAdapter(lg, dict(sat.log.extra)))  # stock adapter, through the handler
+        assert len(emitted) == 2
+        frames = [await asyncio.wait_for(sub.recv_multipart(), 5) for _ in range(3)]
+        assert frames[0] == frames[1] == frames[2]
+        msg = cmdp.decode(frames[0])
+        assert isinstance(msg, cmdp.LogMessage)
+        assert (msg.sender, msg.topic, msg.text) == ("Satellite.T", "SATELLITE", "same call from 3")
+        assert msg.tags["funcName"] == "_say"
+        sub.close()
+    finally:
+        lg.removeHandler(sat._handler)
+        lg.setLevel(level)
+
+
+class Chatty(Satellite):
+    log_queue_size = 64
+
+
+async def test_fast_path_drops_are_counted(
+    make_satellite: Any, zctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sat = await make_satellite(Chatty)
+    lg = sat.log.logger
+    monkeypatch.setattr(lg, "propagate", False)
+    lg.addHandler(sat._handler)
+    level = lg.level
+    lg.setLevel(logging.INFO)
+    try:
+        sub = zctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.RCVHWM, 0)
+        sub.subscribe(b"LOG/INFO/")
+        sub.connect(f"tcp://127.0.0.1:{sat.ports['mon']}")
+        await eventually(lambda: sat._mon._prefixes)
+        n = 2000
+
+        def burst() -> None:  # a worker thread, like sync hooks and commands
+            for i in range(n):
+                sat.log.info("burst %d", i)
+
+        await asyncio.to_thread(burst)
+        await eventually(lambda: not sat._mon._queue)
+        received = 0
+        while await sub.poll(500):
+            frames = await sub.recv_multipart()
+            received += frames[0] == b"LOG/INFO/CHATTY"
+        assert sat._mon.dropped > 0
+        assert received + sat._mon.dropped == n
+        sub.close()
+    finally:
+        lg.removeHandler(sat._handler)
+        lg.setLevel(level)
