@@ -13,9 +13,10 @@ import contextlib
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import zmq
 import zmq.asyncio
@@ -28,6 +29,7 @@ from protocols.chirp import ServiceId
 from ..discovery import Service
 from .events import PeerEvent, PeerInfo
 from .policy import EventKind
+from .retune import PingRetuner
 from .settings import MonitorSettings
 from .tracker import PeerTracker, Verdict
 from .watcher import watch_peer
@@ -76,6 +78,7 @@ class PeerMonitor:
         self._changed = asyncio.Event()
         self._early: dict[bytes, Service] = {}  # offers seen before start(): watched at start
         self._tasks: set[asyncio.Task[None]] = set()  # every watcher, also dropped ones still closing
+        self._retuner = PingRetuner(self.settings, self._rebuild, self._spawn)
         self._state = "new"  # new -> started -> closed
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -211,14 +214,9 @@ class PeerMonitor:
             return
         tracker = PeerTracker(host_id, endpoint, name, self.settings, time.monotonic())
         tracker.zmtp_ivl_ms = self.settings.zmtp_ivl_for(len(self._peers) + 1)
-        assert self._ctx is not None
-        task = asyncio.get_running_loop().create_task(
-            self._guarded(tracker), name=f"peer-watch-{name or host_id.hex()}"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        self._peers[host_id] = _Peer(tracker, task)
+        self._peers[host_id] = _Peer(tracker, self._start_watcher(tracker))
         self._update_first_beat_allowance()
+        self._schedule_retunes()
         self._notify()
 
     def depart(self, host_id: bytes, endpoint: str | None = None) -> None:
@@ -267,12 +265,46 @@ class PeerMonitor:
 
     # -- internals ----------------------------------------------------------------------------------
 
-    async def _guarded(self, tracker: PeerTracker) -> None:
+    def _start_watcher(
+        self, tracker: PeerTracker, connected: asyncio.Event | None = None
+    ) -> asyncio.Task[None]:
+        assert self._ctx is not None
+        task = self._spawn(self._guarded(tracker, connected))
+        task.set_name(f"peer-watch-{tracker.name or tracker.host_id.hex()}")
+        return task
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _schedule_retunes(self) -> None:
+        if self._state == "started":
+            self._retuner.schedule(
+                ((h, p.tracker.zmtp_ivl_ms) for h, p in self._peers.items()), len(self._peers)
+            )
+
+    def _rebuild(self, host_id: bytes) -> tuple[asyncio.Task[None], asyncio.Event] | None:
+        """``PingRetuner``'s callback: a new subscription with the interval the group needs now."""
+        peer = self._peers.get(host_id)
+        if peer is None or peer.tracker.lost or self._state != "started":
+            return None  # gone, or lost (libzmq reconnects with the old interval)
+        want = self.settings.zmtp_retune_to(peer.tracker.zmtp_ivl_ms, len(self._peers))
+        if want is None:
+            return None
+        self._counters["zmtp_retunes"] += 1
+        old, connected = peer.task, asyncio.Event()
+        peer.tracker.zmtp_ivl_ms = want
+        peer.task = self._start_watcher(peer.tracker, connected)
+        return old, connected
+
+    async def _guarded(self, tracker: PeerTracker, connected: asyncio.Event | None = None) -> None:
         assert self._ctx is not None
         delay = 0.1
         while True:
             try:
-                await watch_peer(self._ctx, tracker, self._on_verdicts, self._counters)
+                await watch_peer(self._ctx, tracker, self._on_verdicts, self._counters, connected)
             except zmq.ContextTerminated:
                 return
             except Exception:  # a bug or resource exhaustion, not input: log it, retry with back-off
@@ -325,6 +357,7 @@ class PeerMonitor:
         peer = self._peers.pop(host_id, None)
         if peer is not None:
             peer.task.cancel()
+            self._schedule_retunes()
             self._notify()
 
     def _update_first_beat_allowance(self) -> None:

@@ -24,10 +24,18 @@ class MonitorSettings:
       subscription (libzmq ``ZMQ_HEARTBEAT_IVL``/``_TIMEOUT``/``_TTL``); a frozen peer or a cut link
       drops the connection after about ``zmtp_timeout_ms``. ``zmtp_ttl_ms`` (0 = not sent) asks the
       publisher to drop *our* subscription if we go silent.
-    - ``zmtp_pings_per_s``: budget of ZMTP PINGs per second for the whole monitor (0 = no budget). A
-      new subscription gets ``max(zmtp_ivl_ms, 1000 × peers / budget)``: 250 ms up to 32 peers, then
-      longer (64 peers: 500 ms, 128: 1 s), since every PING and PONG wakes libzmq's I/O thread on
-      both sides and a group of N satellites has N × (N − 1) subscriptions.
+    - ``zmtp_pings_per_s`` / ``zmtp_full_rate_peers``: budget of ZMTP PINGs per second for the whole
+      monitor (0 = no budget), shrinking in proportion beyond ``zmtp_full_rate_peers`` peers so that a
+      whole group sends about ``(zmtp_full_rate_peers + 1) × budget`` PINGs per second however large
+      it grows: every PING and PONG wakes libzmq's I/O thread on both sides (~20 µs of CPU each), and
+      a group of N satellites has N × (N − 1) subscriptions. A subscription PINGs every
+      ``max(zmtp_ivl_ms, 1000 × peers / budget)``: 250 ms up to 32 peers, then growing with the
+      square of the group (64 peers: 1 s, 128: 4 s, 192: 9 s).
+    - ``zmtp_retune_factor`` / ``zmtp_retunes_per_s``: libzmq fixes the PING interval when a
+      subscription connects, so when the group has grown or shrunk until the interval a subscription
+      should have differs from its own by this factor, the monitor replaces it (new socket first, the
+      old one closed a moment later: no heartbeat is missed), at most ``zmtp_retunes_per_s`` per
+      second (0 = never).
     - ``disconnect_grace_s``: after a disconnect, how long a DEPART, a replacement offer or a
       re-handshake may still turn the disconnect into something other than a loss.
     - ``reconnect_ivl_ms`` / ``reconnect_ivl_max_ms``: libzmq reconnect back-off for lost peers.
@@ -43,6 +51,9 @@ class MonitorSettings:
     zmtp_timeout_ms: int = 1000
     zmtp_ttl_ms: int = 0
     zmtp_pings_per_s: float = 128.0
+    zmtp_full_rate_peers: int = 32
+    zmtp_retune_factor: float = 3.0
+    zmtp_retunes_per_s: float = 20.0
     disconnect_grace_s: float = 0.3
     reconnect_ivl_ms: int = 100
     reconnect_ivl_max_ms: int = 2000
@@ -59,6 +70,10 @@ class MonitorSettings:
             raise ValueError(f"disconnect_grace_s must be >= 0, got {self.disconnect_grace_s}")
         if self.zmtp_pings_per_s < 0:
             raise ValueError(f"zmtp_pings_per_s must be >= 0, got {self.zmtp_pings_per_s}")
+        if self.zmtp_full_rate_peers < 0 or self.zmtp_retunes_per_s < 0:
+            raise ValueError("zmtp_full_rate_peers and zmtp_retunes_per_s must be >= 0")
+        if self.zmtp_retune_factor and self.zmtp_retune_factor <= 1:
+            raise ValueError(f"zmtp_retune_factor must be > 1 (or 0: never), got {self.zmtp_retune_factor}")
         if self.max_peers < 1:
             raise ValueError(f"max_peers must be >= 1, got {self.max_peers}")
 
@@ -69,7 +84,21 @@ class MonitorSettings:
         return max(self.zmtp_timeout_ms, 3 * ivl_ms) if self.zmtp_timeout_ms else 3 * ivl_ms
 
     def zmtp_ivl_for(self, peers: int) -> int:
-        """ZMTP PING interval (ms) for a new subscription when ``peers`` are watched (0: off)."""
+        """ZMTP PING interval (ms) for a subscription when ``peers`` are watched (0: off)."""
         if not self.zmtp_ivl_ms or not self.zmtp_pings_per_s:
             return self.zmtp_ivl_ms
-        return max(self.zmtp_ivl_ms, math.ceil(1000 * max(peers, 1) / self.zmtp_pings_per_s))
+        peers = max(peers, 1)
+        rate = self.zmtp_pings_per_s
+        if self.zmtp_full_rate_peers and peers > self.zmtp_full_rate_peers:
+            rate *= self.zmtp_full_rate_peers / peers
+        return max(self.zmtp_ivl_ms, math.ceil(1000 * peers / rate))
+
+    def zmtp_retune_to(self, ivl_ms: int, peers: int) -> int | None:
+        """The interval a subscription PINGing every ``ivl_ms`` should be rebuilt with now that
+        ``peers`` are watched, or None while it is within ``zmtp_retune_factor`` of it."""
+        if not ivl_ms or not self.zmtp_retune_factor or not self.zmtp_retunes_per_s:
+            return None
+        want = self.zmtp_ivl_for(peers)
+        if want >= self.zmtp_retune_factor * ivl_ms or want * self.zmtp_retune_factor <= ivl_ms:
+            return want
+        return None

@@ -8,6 +8,7 @@ to the pure ``PeerTracker``, and its verdicts to ``emit``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -49,8 +50,10 @@ async def watch_peer(
     tracker: PeerTracker,
     emit: Callable[[PeerTracker, list[Verdict]], None],
     counters: MutableMapping[str, int],
+    connected: asyncio.Event | None = None,
 ) -> None:
-    """Subscribe to ``tracker.endpoint`` and judge the peer until cancelled."""
+    """Subscribe to ``tracker.endpoint`` and judge the peer until cancelled (``connected`` is set at
+    the first completed handshake)."""
     sub = ctx.socket(zmq.SUB)
     mon: zmq.asyncio.Socket | None = None
     try:
@@ -69,7 +72,7 @@ async def watch_peer(
                 wait_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
             ready = dict(await poller.poll(wait_ms))
             if mon in ready:
-                await _monitor_event(mon, tracker, emit)
+                await _monitor_event(mon, tracker, emit, connected)
             if sub in ready:
                 await _heartbeat(sub, tracker, emit, counters)
             verdicts = tracker.on_tick(time.monotonic())
@@ -84,7 +87,10 @@ async def watch_peer(
 
 
 async def _monitor_event(
-    mon: zmq.asyncio.Socket, tracker: PeerTracker, emit: Callable[[PeerTracker, list[Verdict]], None]
+    mon: zmq.asyncio.Socket,
+    tracker: PeerTracker,
+    emit: Callable[[PeerTracker, list[Verdict]], None],
+    connected: asyncio.Event | None,
 ) -> None:
     frames = await mon.recv_multipart()
     try:
@@ -96,6 +102,8 @@ async def _monitor_event(
         log.debug("%s: disconnected from %s", tracker.name, tracker.endpoint)
         emit(tracker, tracker.on_disconnected(now))
     elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+        if connected is not None:
+            connected.set()
         emit(tracker, tracker.on_handshake(now))
 
 

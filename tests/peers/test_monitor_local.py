@@ -293,3 +293,72 @@ async def test_connected_peer_is_not_lost_before_its_first_beat_by_the_short_ass
         await pub.send_multipart(_beat("Sat.Quiet"))
         await eventually(lambda: monitor.state_of("Sat.Quiet") is State.ORBIT, timeout=3)
     pub.close(0)
+
+
+async def test_ping_interval_is_retuned_as_the_group_grows_and_shrinks(ctx) -> None:
+    """libzmq fixes a subscription's PING interval at connect; the monitor rebuilds subscriptions whose
+    interval no longer suits the group (new socket first), without a missed beat or a false event."""
+    settings = MonitorSettings(
+        zmtp_ivl_ms=100, zmtp_pings_per_s=20, zmtp_full_rate_peers=1, zmtp_retune_factor=2.0,
+        zmtp_retunes_per_s=100,
+    )  # fmt: skip  # ivl: 1 peer 100 ms, 2 peers 200, 3 peers 451 ms, 4 peers 800 ms
+    events = Events()
+    pubs = [await _xpub(ctx) for _ in range(4)]
+    for pub, _ in pubs:
+        pub.setsockopt(zmq.XPUB_VERBOSER, 1)  # see every (un)subscription, also repeated ones
+    names = [f"Sat.P{i}" for i in range(4)]
+    subscribers = [0] * 4
+
+    async def drain(i: int) -> None:
+        while True:
+            msg = await pubs[i][0].recv_multipart()
+            subscribers[i] += 1 if msg[0][:1] == b"\x01" else -1
+
+    drains = [asyncio.create_task(drain(i)) for i in range(4)]
+    beating = True
+
+    async def beat() -> None:
+        while beating:
+            for (pub, _), name in zip(pubs, names, strict=True):
+                await pub.send_multipart(_beat(name, interval=200))
+            await asyncio.sleep(0.05)
+
+    beater = asyncio.create_task(beat())
+    try:
+        async with PeerMonitor("Sat.Me", settings=settings, on_event=events) as monitor:
+            monitor.watch(pubs[0][1], name=names[0])
+            await eventually(lambda: monitor.state_of(names[0]) is State.ORBIT, timeout=3)
+            first = monitor._peers[peers_host_id(names[0])].tracker
+            assert first.zmtp_ivl_ms == 100
+            for i in range(1, 4):
+                monitor.watch(pubs[i][1], name=names[i])
+            await eventually(lambda: all(monitor.state_of(n) is State.ORBIT for n in names), timeout=3)
+            # 4 peers want 800 ms: the 100 and 200 ms subscriptions are rebuilt, 451 is within 2x
+            ivls = lambda: [monitor._peers[peers_host_id(n)].tracker.zmtp_ivl_ms for n in names]  # noqa: E731
+            await eventually(lambda: ivls() == [800, 800, 451, 800], timeout=5)
+            assert monitor.counters["zmtp_retunes"] == 2
+            # the replaced sockets are closed: one subscription per publisher again
+            await eventually(lambda: subscribers == [1, 1, 1, 1], timeout=5)
+            # the group shrinks to one peer: back to 100 ms for the one left
+            for name in names[1:]:
+                monitor.depart(peers_host_id(name))
+            await eventually(lambda: first.zmtp_ivl_ms == 100, timeout=5)
+            await eventually(lambda: subscribers[0] == 1, timeout=5)
+            assert monitor.counters["zmtp_retunes"] == 3
+            assert all(e.kind in (EventKind.STATE_CHANGED, EventKind.DEPARTED) for e in events.seen)
+            assert not [
+                e for e in events.seen if e.kind is EventKind.STATE_CHANGED and e.state is not State.ORBIT
+            ]
+    finally:
+        beating = False
+        await beater
+        for task in drains:
+            task.cancel()
+        for pub, _ in pubs:
+            pub.close(0)
+
+
+def peers_host_id(name: str) -> bytes:
+    from protocols import chirp
+
+    return chirp.host_id(name)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from constellation.peers import EventKind, MonitorSettings, PeerTracker
 from protocols import HeartbeatFlags, Role, State
 from protocols.chp import Heartbeat
@@ -184,9 +186,26 @@ def test_role_follows_flags() -> None:
 
 def test_zmtp_ping_budget_scales_the_interval() -> None:
     s = MonitorSettings()
-    assert [s.zmtp_ivl_for(n) for n in (1, 8, 32, 33, 64, 128)] == [250, 250, 250, 258, 500, 1000]
+    # 250 ms up to 32 peers, then with the square of the group: the group's PINGs/s stay constant
+    assert [s.zmtp_ivl_for(n) for n in (1, 8, 32, 33, 64, 128, 191)] == [250, 250, 250, 266, 1000, 4000, 8907]
+    total = [n * 1000 * (n - 1) / s.zmtp_ivl_for(n - 1) for n in (33, 65, 129, 193)]
+    assert max(total) / min(total) < 1.1
     assert MonitorSettings(zmtp_pings_per_s=0).zmtp_ivl_for(500) == 250
+    assert MonitorSettings(zmtp_full_rate_peers=0).zmtp_ivl_for(128) == 1000  # linear only
     # the timeout stays 1000 ms up to 32 peers, then 3 PING intervals
-    assert [s.zmtp_timeout_for(s.zmtp_ivl_for(n)) for n in (1, 32, 64, 128)] == [1000, 1000, 1500, 3000]
+    assert [s.zmtp_timeout_for(s.zmtp_ivl_for(n)) for n in (1, 32, 64, 128)] == [1000, 1000, 3000, 12000]
     assert MonitorSettings(zmtp_timeout_ms=0).zmtp_timeout_for(250) == 750
     assert MonitorSettings(zmtp_ivl_ms=0).zmtp_ivl_for(500) == 0
+
+
+def test_zmtp_retune_only_beyond_the_factor() -> None:
+    s = MonitorSettings()  # factor 3
+    assert s.zmtp_retune_to(250, 32) is None
+    assert s.zmtp_retune_to(250, 55) is None  # wants 739 ms: within 3x
+    assert s.zmtp_retune_to(250, 56) == 766
+    assert s.zmtp_retune_to(4000, 20) == 250  # the group shrank
+    assert s.zmtp_retune_to(0, 500) is None  # PINGs off stay off
+    assert MonitorSettings(zmtp_retunes_per_s=0).zmtp_retune_to(250, 192) is None
+    assert MonitorSettings(zmtp_retune_factor=0).zmtp_retune_to(250, 192) is None
+    with pytest.raises(ValueError, match="zmtp_retune_factor"):
+        MonitorSettings(zmtp_retune_factor=1.0)
