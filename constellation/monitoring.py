@@ -28,6 +28,7 @@ __all__ = ["CmdpLogHandler", "MonitoringPublisher", "topic_component"]
 
 log = logging.getLogger(__name__)
 _QUEUE = 8192
+_BATCH = 512  # messages per drain callback: ~1-2 ms of sending
 #: A log record waiting to be encoded: (level, topic, text, tags, time_ns); tags may come msgpack-packed.
 RawLog = tuple[cmdp.Level, str, str, dict[str, Any] | bytes, int]
 
@@ -50,8 +51,9 @@ class MonitoringPublisher:
         self._sync_sock: zmq.Socket[bytes] = zmq.Socket.shadow(sock.underlying)
         self._log_encoder = LogEncoder(name)
         self._queue_size = queue_size
-        self._wake = asyncio.Event()
-        self._sleeping = False
+        self._running = False  # run() is reading subscriptions (and drains are allowed)
+        self._draining = False  # a _drain callback is scheduled or running
+        self._sleeping = False  # queue found empty: the next push schedules _kick
         self._subs: set[bytes] = set()
         self._prefixes: tuple[bytes, ...] = ()
         self._cache: dict[bytes, bool] = {}
@@ -98,7 +100,7 @@ class MonitoringPublisher:
         if self._sleeping:
             self._sleeping = False
             with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-                self._loop.call_soon_threadsafe(self._wake.set)
+                self._loop.call_soon_threadsafe(self._kick)
         return True
 
     def stat(self, name: str, value: Any, unit: str | None = None) -> None:
@@ -112,38 +114,43 @@ class MonitoringPublisher:
     # -- the socket task ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        recv: asyncio.Future[list[bytes]] | None = None
-        wake: asyncio.Task[bool] | None = None
+        """Own the socket: read subscriptions here; queued messages go out from `_drain` callbacks."""
+        self._running = True
+        self._kick()
         try:
             while True:
-                while self._queue:
-                    self._flush(256)
-                    self._report_drops()
-                    await asyncio.sleep(0)  # let the command task answer between batches
-                self._report_drops()
-                self._sleeping = True
-                if self._queue:  # raced with a producer that saw _sleeping False
-                    self._sleeping = False
-                    continue
-                if recv is None:
-                    recv = asyncio.ensure_future(self._sock.recv_multipart())
-                if wake is None:
-                    wake = asyncio.ensure_future(self._wake.wait())
-                pending: set[asyncio.Future[Any]] = {recv, wake}
-                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                self._sleeping = False
-                if wake in done:
-                    self._wake.clear()
-                    wake = None
-                if recv in done:
-                    try:
-                        self._on_subscription(recv.result())
-                    finally:
-                        recv = None
+                self._on_subscription(await self._sock.recv_multipart())
         finally:
-            for fut in (recv, wake):
-                if fut is not None:
-                    fut.cancel()
+            self._running = False
+
+    # Draining runs as plain loop callbacks, one batch each (other tasks, such as the command server,
+    # run between batches: a burst never delays a reply by more than a batch). A producer on another
+    # thread that keeps the GIL wakes the loop once per switch interval (5 ms); a callback is served in
+    # the first loop iteration after that, where a task behind an Event and asyncio.wait took three.
+
+    def _kick(self) -> None:
+        if self._running and not self._draining:
+            self._draining = True
+            self._drain()
+
+    def _drain(self) -> None:
+        if not self._running:
+            self._draining = False
+            return
+        try:
+            if self._queue:
+                self._flush(_BATCH)
+            self._report_drops()
+        except Exception:  # a callback that raised would leave the publisher stalled
+            self._log.exception("CMDP publisher: unexpected error, continuing")
+        if self._queue:
+            self._loop.call_soon(self._drain)
+            return
+        self._draining = False
+        self._sleeping = True
+        if self._queue:  # raced with a producer that saw _sleeping False
+            self._sleeping = False
+            self._kick()
 
     def _flush(self, limit: int) -> None:
         # The frames go out with the socket's base `send` (bytes only, flags given): `send_multipart`
@@ -161,8 +168,8 @@ class MonitoringPublisher:
                 send(topic, more)
                 send(header, more)
                 send(payload, last)
-            except (EncodeError, zmq.ZMQError) as exc:
-                self._log.debug("CMDP message dropped: %s", exc)
+            except (EncodeError, zmq.ZMQError, TypeError, ValueError, OverflowError) as exc:
+                self._log.debug("CMDP message dropped: %s", exc)  # (msgpack raises the last three)
                 continue
             sent += 1
         self.sent += sent
@@ -199,7 +206,7 @@ class MonitoringPublisher:
 
     def _drop_timer_fired(self) -> None:
         self._drop_timer = False
-        self._wake.set()
+        self._kick()
 
     def _on_subscription(self, frames: list[bytes]) -> None:
         if len(frames) != 1 or not frames[0] or frames[0][0] not in (0, 1):

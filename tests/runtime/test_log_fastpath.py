@@ -577,3 +577,40 @@ async def test_fast_path_drops_are_counted(
     finally:
         lg.removeHandler(sat._handler)
         lg.setLevel(level)
+
+
+class Roomy(Satellite):
+    log_queue_size = 200_000
+
+
+async def test_commands_are_answered_while_a_backlog_drains(
+    make_satellite: Any, client: Any, zctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sat = await make_satellite(Roomy)
+    lg = sat.log.logger
+    monkeypatch.setattr(lg, "propagate", False)
+    lg.addHandler(sat._handler)
+    level = lg.level
+    lg.setLevel(logging.INFO)
+    try:
+        sub = zctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.subscribe(b"LOG/INFO/")
+        sub.connect(f"tcp://127.0.0.1:{sat.ports['mon']}")
+        await eventually(lambda: sat._mon._prefixes)
+        cl = client(sat)
+        assert (await cl("get_state")).verb == "NEW"  # connected before the backlog
+        for i in range(100_000):  # on the loop thread: nothing is sent before we yield
+            sat.log.info("backlog %d", i)
+        t = time.monotonic()
+        reply = await cl("get_state")
+        elapsed = time.monotonic() - t
+        backlog = len(sat._mon._queue)
+        assert reply.verb == "NEW"
+        assert backlog > 0, "the reply waited for the whole backlog"
+        assert elapsed < 0.5
+        await eventually(lambda: not sat._mon._queue, timeout=30)
+        sub.close()
+    finally:
+        lg.removeHandler(sat._handler)
+        lg.setLevel(level)
