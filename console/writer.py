@@ -4,7 +4,9 @@ Requests queue ``fn(conn)``; the writer thread takes everything queued (up to ``
 one transaction, commits (one fsync for the lot), then resolves each caller's future. A function that
 raises a :class:`~console.errors.ConsoleError` only fails its own caller. Any other exception rolls the
 batch back and the writer replays each function alone, so one bad request never fails its neighbours.
-Nothing is acknowledged before its transaction committed.
+Nothing is acknowledged before its transaction committed. The thread keeps one connection between
+groups (a checkout per group cost more than the statement on PostgreSQL) and opens a fresh one after
+any error; results go straight to the caller's event loop.
 
 A caller may queue a :class:`Statement` instead of a function: one SQL statement whose result row
 ``finish`` turns into the answer (or a refusal). On PostgreSQL consecutive statements of a group are
@@ -14,13 +16,13 @@ sent in one pipeline, so a group of N costs two round trips (pipeline, commit) i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -42,7 +44,9 @@ class Statement(Generic[T]):
     finish: Callable[[Any], T]
 
 
-_Item = tuple["Callable[[Connection], Any] | Statement[Any]", "Future[Any]"]
+_Fn: TypeAlias = "Callable[[Connection], Any] | Statement[Any]"
+# the work, the caller's future, the caller's loop (resolved there by call_soon_threadsafe)
+_Item: TypeAlias = tuple[_Fn, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 _STOP: Any = object()
 
 
@@ -62,6 +66,7 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="console-writer", daemon=True)
         self._started = False
         self._closed = False
+        self._conn: Connection | None = None  # the writer thread's own, kept between groups
 
     def start(self) -> None:
         if not self._started:
@@ -79,11 +84,32 @@ class Writer:
         """Run ``fn(conn)`` (or the statement) in a committed transaction; raises what ``fn`` raised."""
         if self._closed:
             raise RuntimeError("writer is closed")
-        fut: Future[T] = Future()
-        self._queue.put((fn, fut))
-        return await asyncio.wrap_future(fut)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue.put((fn, fut, loop))
+        return await fut
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._drop_connection()
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        """After an error: a fresh connection for the next group (a broken one is discarded)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                log.warning("closing the write connection failed", exc_info=True)
+
+    def _loop(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
@@ -107,24 +133,26 @@ class Writer:
         results: list[Any] = []
         try:
             if self._postgres and all(isinstance(item[0], Statement) for item in batch):
-                with self._engine.connect() as conn:  # BEGIN, statements, COMMIT: one pipeline
-                    results = _statements(conn, [item[0] for item in batch], commit=True)
+                # BEGIN, statements, COMMIT: one pipeline
+                results = _statements(self._connection(), [item[0] for item in batch], commit=True)
             else:
                 results = self._transaction(batch)
         except Exception:
+            self._drop_connection()
             if len(batch) == 1:
                 log.exception("write failed")
-                _settle(batch[0][1], _Failed(_unexpected()))
+                _settle(batch[0], _Failed(_unexpected()))
                 return
             for item in batch:  # isolate the culprit: replay one by one
                 self._execute([item])
             return
-        for (_fn, fut), result in zip(batch, results, strict=True):
-            _settle(fut, result)
+        for item, result in zip(batch, results, strict=True):
+            _settle(item, result)
 
     def _transaction(self, batch: list[_Item]) -> list[Any]:
         results: list[Any] = []
-        with self._engine.begin() as conn:
+        conn = self._connection()
+        with conn.begin():
             i = 0
             while i < len(batch):
                 fn = batch[i][0]
@@ -202,8 +230,14 @@ def _unexpected() -> BaseException:
     return exc if exc is not None else RuntimeError("write failed")
 
 
-def _settle(fut: Future[Any], result: Any) -> None:
-    if fut.done():
+def _settle(item: _Item, result: Any) -> None:
+    """Hand the result to the caller's event loop (from the writer thread)."""
+    with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits any more
+        item[2].call_soon_threadsafe(_resolve, item[1], result)
+
+
+def _resolve(fut: asyncio.Future[Any], result: Any) -> None:
+    if fut.done():  # the caller was cancelled (the write itself still happened)
         return
     if isinstance(result, _Failed):
         fut.set_exception(result.exc)
