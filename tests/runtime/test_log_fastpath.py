@@ -8,7 +8,6 @@ path (LogRecord through the handler) queues the tag dict, which tells the paths 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -18,14 +17,11 @@ from typing import Any
 
 import msgpack
 import pytest
-import zmq
 
-from constellation import Satellite
 from constellation.fastwire import LogEncoder
 from constellation.monitoring import CmdpLogHandler, RawLog
 from constellation.satlog import SatelliteLog
 from protocols import cmdp
-from tests.harness import eventually
 
 NAME = "Sputnik.Fast"
 
@@ -492,125 +488,3 @@ def test_nested_adapter_goes_through_logging_with_the_right_caller(new_rig: Call
     assert ours[3] == stock[3]
     assert ours[1] == stock[1] == "SPUTNIK"
     assert ours[3]["funcName"] == "test_nested_adapter_goes_through_logging_with_the_right_caller"
-
-
-# -- a running satellite: its real publisher and socket -------------------------------------------------
-
-
-def _say(adapter: logging.LoggerAdapter[logging.Logger]) -> None:
-    adapter.info("same %s from %d", "call", 3)
-
-
-async def test_running_satellite_sends_identical_frames(
-    make_satellite: Any, zctx: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sat = await make_satellite()
-    lg = sat.log.logger
-    # Only the satellite's handler on the way (pytest's root handlers would force the normal path).
-    monkeypatch.setattr(lg, "propagate", False)
-    lg.addHandler(sat._handler)
-    level = lg.level
-    lg.setLevel(logging.INFO)
-    emitted: list[str] = []
-    real_emit = sat._handler.emit
-    monkeypatch.setattr(sat._handler, "emit", lambda r: (emitted.append(r.getMessage()), real_emit(r)))
-    try:
-        sub = zctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.subscribe(b"LOG/INFO/SATELLITE")
-        sub.connect(f"tcp://127.0.0.1:{sat.ports['mon']}")
-        await eventually(lambda: sat._mon._prefixes)
-        monkeypatch.setattr(time, "time", lambda: 1_763_800_000.5)
-        _say(sat.log)  # fast
-        assert emitted == []
-        with _with_filter(lg):
-            _say(sat.log)  # normal, through the handler
-        _say(logging.LoggerAdapter(lg, dict(sat.log.extra)))  # stock adapter, through the handler
-        assert len(emitted) == 2
-        frames = [await asyncio.wait_for(sub.recv_multipart(), 5) for _ in range(3)]
-        assert frames[0] == frames[1] == frames[2]
-        msg = cmdp.decode(frames[0])
-        assert isinstance(msg, cmdp.LogMessage)
-        assert (msg.sender, msg.topic, msg.text) == ("Satellite.T", "SATELLITE", "same call from 3")
-        assert msg.tags["funcName"] == "_say"
-        sub.close()
-    finally:
-        lg.removeHandler(sat._handler)
-        lg.setLevel(level)
-
-
-class Chatty(Satellite):
-    log_queue_size = 64
-
-
-async def test_fast_path_drops_are_counted(
-    make_satellite: Any, zctx: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sat = await make_satellite(Chatty)
-    lg = sat.log.logger
-    monkeypatch.setattr(lg, "propagate", False)
-    lg.addHandler(sat._handler)
-    level = lg.level
-    lg.setLevel(logging.INFO)
-    try:
-        sub = zctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.RCVHWM, 0)
-        sub.subscribe(b"LOG/INFO/")
-        sub.connect(f"tcp://127.0.0.1:{sat.ports['mon']}")
-        await eventually(lambda: sat._mon._prefixes)
-        n = 2000
-
-        def burst() -> None:  # a worker thread, like sync hooks and commands
-            for i in range(n):
-                sat.log.info("burst %d", i)
-
-        await asyncio.to_thread(burst)
-        await eventually(lambda: not sat._mon._queue)
-        received = 0
-        while await sub.poll(500):
-            frames = await sub.recv_multipart()
-            received += frames[0] == b"LOG/INFO/CHATTY"
-        assert sat._mon.dropped > 0
-        assert received + sat._mon.dropped == n
-        sub.close()
-    finally:
-        lg.removeHandler(sat._handler)
-        lg.setLevel(level)
-
-
-class Roomy(Satellite):
-    log_queue_size = 200_000
-
-
-async def test_commands_are_answered_while_a_backlog_drains(
-    make_satellite: Any, client: Any, zctx: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sat = await make_satellite(Roomy)
-    lg = sat.log.logger
-    monkeypatch.setattr(lg, "propagate", False)
-    lg.addHandler(sat._handler)
-    level = lg.level
-    lg.setLevel(logging.INFO)
-    try:
-        sub = zctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.subscribe(b"LOG/INFO/")
-        sub.connect(f"tcp://127.0.0.1:{sat.ports['mon']}")
-        await eventually(lambda: sat._mon._prefixes)
-        cl = client(sat)
-        assert (await cl("get_state")).verb == "NEW"  # connected before the backlog
-        for i in range(100_000):  # on the loop thread: nothing is sent before we yield
-            sat.log.info("backlog %d", i)
-        t = time.monotonic()
-        reply = await cl("get_state")
-        elapsed = time.monotonic() - t
-        backlog = len(sat._mon._queue)
-        assert reply.verb == "NEW"
-        assert backlog > 0, "the reply waited for the whole backlog"
-        assert elapsed < 0.5
-        await eventually(lambda: not sat._mon._queue, timeout=30)
-        sub.close()
-    finally:
-        lg.removeHandler(sat._handler)
-        lg.setLevel(level)
