@@ -14,6 +14,9 @@ when handlers, levels or filters change): keyword arguments (`exc_info`, `stack_
 whose level lets the record through (a console printing it, a user's file handler), no or several
 CMDP handlers of ours in the chain, a logger subclass, a custom LogRecord factory, extra keys beyond
 `satellite`/`component`, or `logging._srcfile` unset.
+
+Mirrors CPython 3.11's `logging` (findCaller, LogRecord attributes, `created = time.time()`); a newer
+Python (3.12 adds `taskName`, 3.13 takes the time from `time_ns`) must pass the byte-identity tests again.
 """
 
 from __future__ import annotations
