@@ -7,8 +7,10 @@ so pytest's capture handlers on the root logger do not (rightly) force the norma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,25 +26,44 @@ def _say(adapter: logging.LoggerAdapter[logging.Logger]) -> None:
     adapter.info("same %s from %d", "call", 3)
 
 
+@contextlib.contextmanager
+def _only_our_handler(sat: Satellite, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The satellite's logger at INFO, not propagating, with only the satellite's CMDP handler."""
+    lg = sat.log.logger
+    monkeypatch.setattr(lg, "propagate", False)
+    lg.addHandler(sat._handler)
+    level = lg.level
+    lg.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        lg.removeHandler(sat._handler)
+        lg.setLevel(level)
+
+
+async def _log_sub(zctx: Any, sat: Satellite, topic: bytes, **options: int) -> Any:
+    """A SUB on the satellite's monitoring port, subscribed (and the subscription seen) to `topic`."""
+    sub = zctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    for name, value in options.items():
+        sub.setsockopt(getattr(zmq, name), value)
+    sub.subscribe(topic)
+    sub.connect(f"tcp://127.0.0.1:{sat.ports['mon']}")
+    await eventually(lambda: sat._mon._prefixes)
+    return sub
+
+
 async def test_running_satellite_sends_identical_frames(
     make_satellite: Any, zctx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sat = await make_satellite()
     lg = sat.log.logger
-    # Only the satellite's handler on the way (pytest's root handlers would force the normal path).
-    monkeypatch.setattr(lg, "propagate", False)
-    lg.addHandler(sat._handler)
-    level = lg.level
-    lg.setLevel(logging.INFO)
     emitted: list[str] = []
     real_emit = sat._handler.emit
     monkeypatch.setattr(sat._handler, "emit", lambda r: (emitted.append(r.getMessage()), real_emit(r)))
-    try:
-        sub = zctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.subscribe(b"LOG/INFO/SATELLITE")
-        sub.connect(f"tcp://127.0.0.1:{sat.ports['mon']}")
-        await eventually(lambda: sat._mon._prefixes)
+    # Only the satellite's handler on the way (pytest's root handlers would force the normal path).
+    with _only_our_handler(sat, monkeypatch):
+        sub = await _log_sub(zctx, sat, b"LOG/INFO/SATELLITE")
         monkeypatch.setattr(time, "time", lambda: 1_763_800_000.5)
         _say(sat.log)  # fast
         assert emitted == []
@@ -57,9 +78,6 @@ async def test_running_satellite_sends_identical_frames(
         assert (msg.sender, msg.topic, msg.text) == ("Satellite.T", "SATELLITE", "same call from 3")
         assert msg.tags["funcName"] == "_say"
         sub.close()
-    finally:
-        lg.removeHandler(sat._handler)
-        lg.setLevel(level)
 
 
 class Chatty(Satellite):
@@ -70,18 +88,8 @@ async def test_fast_path_drops_are_counted(
     make_satellite: Any, zctx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sat = await make_satellite(Chatty)
-    lg = sat.log.logger
-    monkeypatch.setattr(lg, "propagate", False)
-    lg.addHandler(sat._handler)
-    level = lg.level
-    lg.setLevel(logging.INFO)
-    try:
-        sub = zctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.RCVHWM, 0)
-        sub.subscribe(b"LOG/INFO/")
-        sub.connect(f"tcp://127.0.0.1:{sat.ports['mon']}")
-        await eventually(lambda: sat._mon._prefixes)
+    with _only_our_handler(sat, monkeypatch):
+        sub = await _log_sub(zctx, sat, b"LOG/INFO/", RCVHWM=0)
         n = 2000
 
         def burst() -> None:  # a worker thread, like sync hooks and commands
@@ -97,9 +105,6 @@ async def test_fast_path_drops_are_counted(
         assert sat._mon.dropped > 0
         assert received + sat._mon.dropped == n
         sub.close()
-    finally:
-        lg.removeHandler(sat._handler)
-        lg.setLevel(level)
 
 
 class Roomy(Satellite):
@@ -110,17 +115,8 @@ async def test_commands_are_answered_while_a_backlog_drains(
     make_satellite: Any, client: Any, zctx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sat = await make_satellite(Roomy)
-    lg = sat.log.logger
-    monkeypatch.setattr(lg, "propagate", False)
-    lg.addHandler(sat._handler)
-    level = lg.level
-    lg.setLevel(logging.INFO)
-    try:
-        sub = zctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.subscribe(b"LOG/INFO/")
-        sub.connect(f"tcp://127.0.0.1:{sat.ports['mon']}")
-        await eventually(lambda: sat._mon._prefixes)
+    with _only_our_handler(sat, monkeypatch):
+        sub = await _log_sub(zctx, sat, b"LOG/INFO/")
         cl = client(sat)
         assert (await cl("get_state")).verb == "NEW"  # connected before the backlog
         for i in range(100_000):  # on the loop thread: nothing is sent before we yield
@@ -134,6 +130,3 @@ async def test_commands_are_answered_while_a_backlog_drains(
         assert elapsed < 0.5
         await eventually(lambda: not sat._mon._queue, timeout=30)
         sub.close()
-    finally:
-        lg.removeHandler(sat._handler)
-        lg.setLevel(level)
