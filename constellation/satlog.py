@@ -38,6 +38,8 @@ from .monitoring import CmdpLogHandler, topic_component
 
 __all__ = ["SatelliteLog"]
 
+TRACE = 5  # Constellation's levels below DEBUG and between WARNING and ERROR (CMDP TRACE, STATUS)
+STATUS = 35
 _EXTRA_KEYS = frozenset(("satellite", "component"))
 _LogRecord = logging.LogRecord
 _Logger = logging.Logger
@@ -79,6 +81,18 @@ class SatelliteLog(logging.LoggerAdapter[logging.Logger]):
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         if kwargs or not self._fast(level, msg, args):
             self._slow(level, msg, args, kwargs)
+
+    # Constellation's two extra levels, as 1.0.2's `ConstellationLogger` offers them to satellite code.
+
+    def trace(self, msg: object, *args: object, **kwargs: Any) -> None:
+        """Log at TRACE (5): verbose detail for following the program's flow."""
+        if kwargs or not self._fast(TRACE, msg, args):
+            self._slow(TRACE, msg, args, kwargs)
+
+    def status(self, msg: object, *args: object, **kwargs: Any) -> None:
+        """Log at STATUS (35): important, infrequent information for the operator."""
+        if kwargs or not self._fast(STATUS, msg, args):
+            self._slow(STATUS, msg, args, kwargs)
 
     # `exception` (exc_info) and `warn` (deprecated, calls `warning`) are inherited.
 

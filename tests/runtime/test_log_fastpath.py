@@ -172,6 +172,31 @@ def test_fast_path_wire_bytes_equal_the_normal_path(
     assert wire(slow) == cmdp.encode(cmdp.LogMessage(NAME, level, topic, text, tags, ns))
 
 
+@pytest.mark.parametrize(("method", "level"), [("trace", cmdp.Level.TRACE), ("status", cmdp.Level.STATUS)])
+def test_constellation_levels_trace_and_status(
+    new_rig: Callable[[], Rig], frozen_time: float, method: str, level: cmdp.Level
+) -> None:
+    """1.0.2's satellite logger has `trace` and `status`; ours too, fast and normal path alike."""
+    rig = new_rig()
+
+    def call(a: logging.LoggerAdapter[logging.Logger]) -> None:
+        getattr(a, method)("%s at %d", method, int(level))
+
+    call(rig.log)
+    (quick,) = rig.take()
+    with normal(rig):
+        call(rig.log)
+    (slow,) = rig.take()
+    assert fast(quick)
+    assert not fast(slow)
+    assert quick[0] is level
+    assert quick[2] == f"{method} at {int(level)}"
+    assert isinstance(slow[3], dict)
+    assert slow[3]["funcName"] == "call"  # the caller, not our method
+    assert wire(quick) == wire(slow)
+    assert wire(quick)[0] == f"LOG/{level.name}/SPUTNIK".encode()
+
+
 def test_identical_from_worker_threads_with_changing_names(
     new_rig: Callable[[], Rig], frozen_time: float
 ) -> None:
