@@ -142,7 +142,8 @@ class MonitoringPublisher:
                 self._flush(_BATCH)
             self._report_drops()
         except Exception:  # a callback that raised would leave the publisher stalled
-            self._log.exception("CMDP publisher: unexpected error, continuing")
+            with contextlib.suppress(Exception):
+                self._log.exception("CMDP publisher: unexpected error, continuing")
         if self._queue:
             self._loop.call_soon(self._drain)
             return

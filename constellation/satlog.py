@@ -127,7 +127,13 @@ class SatelliteLog(logging.LoggerAdapter[logging.Logger]):
         publisher = handler.publisher
         if not publisher.wants(topic):
             return True
-        publisher.push((wire_level, component, message(msg, args), packed_tags(2), now_ns()))
+        try:
+            tags = packed_tags(2)
+        except (ValueError, TypeError, OverflowError):
+            # msgpack refuses a tag (a lone surrogate in a thread name or path): the normal path, where
+            # the publisher drops that one message, as it always did, instead of raising into the caller
+            return False
+        publisher.push((wire_level, component, message(msg, args), tags, now_ns()))
         return True
 
 

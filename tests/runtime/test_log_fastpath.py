@@ -197,6 +197,30 @@ def test_constellation_levels_trace_and_status(
     assert wire(quick)[0] == f"LOG/{level.name}/SPUTNIK".encode()
 
 
+def test_unpackable_tags_fall_back_instead_of_raising(new_rig: Callable[[], Rig]) -> None:
+    """A thread name msgpack cannot encode (a lone surrogate, e.g. from device bytes) must not make the
+    log call raise in the caller: the record takes the normal path, as with a stock adapter."""
+    rig = new_rig()
+    result: list[BaseException | None] = []
+
+    def work() -> None:
+        threading.current_thread().name = "dev-\udcff"
+        try:
+            rig.log.info("from a badly named thread")
+            result.append(None)
+        except BaseException as exc:  # the failure this test is about
+            result.append(exc)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(10)
+    assert result == [None]
+    (msg,) = rig.take()
+    assert not fast(msg)  # normal path: the publisher drops it when encoding, counted as before
+    assert isinstance(msg[3], dict)
+    assert msg[3]["threadName"] == "dev-\udcff"
+
+
 def test_identical_from_worker_threads_with_changing_names(
     new_rig: Callable[[], Rig], frozen_time: float
 ) -> None:
