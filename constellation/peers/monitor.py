@@ -29,7 +29,7 @@ from protocols.chirp import ServiceId
 from ..discovery import Service
 from .events import PeerEvent, PeerInfo
 from .policy import EventKind
-from .retune import PingRetuner
+from .retune import PingRetuner, Replacement
 from .settings import MonitorSettings
 from .tracker import PeerTracker, Verdict
 from .watcher import watch_peer
@@ -285,7 +285,7 @@ class PeerMonitor:
                 ((h, p.tracker.zmtp_ivl_ms) for h, p in self._peers.items()), len(self._peers)
             )
 
-    def _rebuild(self, host_id: bytes) -> tuple[asyncio.Task[None], asyncio.Event] | None:
+    def _rebuild(self, host_id: bytes) -> Replacement | None:
         """``PingRetuner``'s callback: a new subscription with the interval the group needs now."""
         peer = self._peers.get(host_id)
         if peer is None or peer.tracker.lost or self._state != "started":
@@ -296,8 +296,9 @@ class PeerMonitor:
         self._counters["zmtp_retunes"] += 1
         old, connected = peer.task, asyncio.Event()
         peer.tracker.zmtp_ivl_ms = want
+        peer.tracker.overlapping += 1
         peer.task = self._start_watcher(peer.tracker, connected)
-        return old, connected
+        return Replacement(old, peer.task, connected, peer.tracker)
 
     async def _guarded(self, tracker: PeerTracker, connected: asyncio.Event | None = None) -> None:
         assert self._ctx is not None
@@ -318,6 +319,8 @@ class PeerMonitor:
         if peer is None or peer.tracker is not tracker:
             return  # a replaced or departed peer's last words
         self._emit(tracker, verdicts)
+        if verdicts and not tracker.lost:  # e.g. back after a loss: skipped by a retune while lost
+            self._retuner.schedule([(tracker.host_id, tracker.zmtp_ivl_ms)], len(self._peers))
 
     def _emit(self, tracker: PeerTracker, verdicts: list[Verdict]) -> None:
         if not verdicts:

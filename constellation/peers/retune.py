@@ -3,24 +3,38 @@
 libzmq fixes a connection's PING interval when it connects, so a subscription made in a small group
 would PING at the small group's rate forever. When the group has grown or shrunk past
 ``zmtp_retune_factor``, the monitor builds a new subscription with the right interval, and this module
-closes the old one once the new one has completed its handshake (both feed the same tracker meanwhile;
-a duplicate heartbeat changes nothing). At most ``zmtp_retunes_per_s`` rebuilds a second.
+closes the old one once the new one has completed its handshake. Both feed the same tracker meanwhile:
+a duplicate heartbeat changes nothing, and a stale copy (older than the last beat taken, delivered late
+by the lagging socket) is ignored while they overlap. At most ``zmtp_retunes_per_s`` rebuilds a second.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from .settings import MonitorSettings
+from .tracker import PeerTracker
 
-__all__ = ["PingRetuner", "Rebuild"]
+__all__ = ["PingRetuner", "Rebuild", "Replacement"]
 
-#: ``rebuild(host_id)``: replace the peer's subscription if it still needs it; returns the old watcher
-#: task and the event its successor sets at its handshake, or None (gone, lost, or already fine).
-Rebuild = Callable[[bytes], "tuple[asyncio.Task[None], asyncio.Event] | None"]
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """A subscription being replaced: ``new`` sets ``connected`` at its handshake; until ``old`` is
+    cancelled, both feed ``tracker`` (whose ``overlapping`` count this replacement holds)."""
+
+    old: asyncio.Task[None]
+    new: asyncio.Task[None]
+    connected: asyncio.Event
+    tracker: PeerTracker
+
+
+#: ``rebuild(host_id)``: replace the peer's subscription if it still needs it, or None (gone, lost,
+#: or already fine).
+Rebuild = Callable[[bytes], "Replacement | None"]
 Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
@@ -50,15 +64,19 @@ class PingRetuner:
             if replaced is None:
                 continue
             self.rebuilt += 1
-            self._spawn(_retire(*replaced))
+            self._spawn(_retire(replaced))
             await asyncio.sleep(gap)
 
 
-async def _retire(old: asyncio.Task[None], connected: asyncio.Event) -> None:
-    """Cancel ``old`` once its successor is connected and subscribed, or after 10 s anyway."""
+async def _retire(rep: Replacement) -> None:
+    """Cancel the old watcher once its successor is connected and subscribed, at once if the successor
+    ended (the peer was dropped, replaced or departed meanwhile), or after 10 s anyway."""
+    waiter = asyncio.ensure_future(rep.connected.wait())
     try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(connected.wait(), 10.0)
-        await asyncio.sleep(0.25)  # the new SUBSCRIBE reaches the publisher's I/O thread
+        await asyncio.wait({waiter, rep.new}, timeout=10.0, return_when=asyncio.FIRST_COMPLETED)
+        if not rep.new.done():
+            await asyncio.sleep(0.25)  # the new SUBSCRIBE reaches the publisher's I/O thread
     finally:
-        old.cancel()
+        waiter.cancel()
+        rep.old.cancel()
+        rep.tracker.overlapping -= 1

@@ -63,6 +63,8 @@ class PeerTracker:
     connected: bool = False
     zmtp_ivl_ms: int = 0  # the ZMTP PING interval of this subscription (set by the monitor)
     first_beat_interval_ms: int = 0  # assumed once connected, before the first beat (set by the monitor)
+    overlapping: int = 0  # extra subscriptions feeding this tracker (a PING retune in progress)
+    last_beat_ns: int = 0  # CHP time of the last heartbeat taken
     subscribed_at: float = 0.0
     handshakes: int = 0
     _life_clock: float = field(default=0.0, repr=False)
@@ -75,6 +77,9 @@ class PeerTracker:
     # -- inputs -------------------------------------------------------------------------------------
 
     def on_heartbeat(self, hb: Heartbeat, now: float) -> list[Verdict]:
+        if self.overlapping and hb.time_ns < self.last_beat_ns:
+            return []  # a stale copy, delivered late by the other of two overlapping subscriptions
+        self.last_beat_ns = hb.time_ns
         out: list[Verdict] = []
         self.beats += 1
         self.last_seen = self._life_clock = now

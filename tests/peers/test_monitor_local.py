@@ -362,3 +362,26 @@ def peers_host_id(name: str) -> bytes:
     from protocols import chirp
 
     return chirp.host_id(name)
+
+
+async def test_a_peer_dropped_during_a_retune_leaves_no_watcher_behind(ctx) -> None:
+    """Departure while the replacement subscription is not connected yet: both watchers end at once
+    (the old one used to wait 10 s for a handshake that never came)."""
+    settings = MonitorSettings(zmtp_pings_per_s=4, zmtp_full_rate_peers=1, zmtp_retunes_per_s=100)
+    pubs = [await _xpub(ctx) for _ in range(2)]
+    async with PeerMonitor("Sat.Me", settings=settings, context=ctx) as monitor:
+        monitor.watch(pubs[0][1], name="Sat.A")
+        tracker = monitor._peers[peers_host_id("Sat.A")].tracker
+        await eventually(lambda: tracker.connected, timeout=3)
+        monitor.watch(pubs[1][1], name="Sat.B")  # the group doubles: A's subscription is rebuilt
+        await eventually(lambda: monitor.counters.get("zmtp_retunes", 0) == 1, timeout=3)
+        assert tracker.overlapping == 1
+        monitor.depart(peers_host_id("Sat.A"))
+
+        def a_watchers() -> list[asyncio.Task[None]]:
+            return [t for t in monitor._tasks if t.get_name() == "peer-watch-Sat.A" and not t.done()]
+
+        await eventually(lambda: not a_watchers(), timeout=2)
+        assert tracker.overlapping == 0
+    for pub, _ in pubs:
+        pub.close(0)

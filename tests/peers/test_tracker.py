@@ -209,3 +209,17 @@ def test_zmtp_retune_only_beyond_the_factor() -> None:
     assert MonitorSettings(zmtp_retune_factor=0).zmtp_retune_to(250, 192) is None
     with pytest.raises(ValueError, match="zmtp_retune_factor"):
         MonitorSettings(zmtp_retune_factor=1.0)
+
+
+def test_stale_copies_are_ignored_only_while_two_subscriptions_overlap() -> None:
+    t = tracker()
+    t.on_heartbeat(Heartbeat("Sat.A", State.ORBIT, Role.DYNAMIC.flags, 1000, time_ns=100), 0.0)
+    t.overlapping = 1  # a PING retune: the lagging old socket delivers an older beat late
+    t.on_heartbeat(Heartbeat("Sat.A", State.ERROR, Role.DYNAMIC.flags, 1000, time_ns=300), 0.1)
+    assert t.on_heartbeat(Heartbeat("Sat.A", State.ORBIT, Role.DYNAMIC.flags, 1000, time_ns=200), 0.2) == []
+    assert t.state is State.ERROR
+    assert t.on_heartbeat(Heartbeat("Sat.A", State.ERROR, Role.DYNAMIC.flags, 1000, time_ns=300), 0.2) == []
+    t.overlapping = 0  # outside an overlap every beat counts (a peer's clock may step back)
+    verdicts = t.on_heartbeat(Heartbeat("Sat.A", State.ORBIT, Role.DYNAMIC.flags, 1000, time_ns=50), 0.3)
+    assert t.state is State.ORBIT
+    assert (K.STATE_CHANGED, "ERROR -> ORBIT") in verdicts
