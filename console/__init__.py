@@ -11,6 +11,7 @@ from console.errors import (
     PayloadTooLarge,
     RateLimited,
     Unauthorized,
+    Unavailable,
 )
 from console.settings import Settings
 
@@ -24,6 +25,7 @@ __all__ = [
     "RateLimited",
     "Settings",
     "Unauthorized",
+    "Unavailable",
     "create_app",
 ]
 

@@ -11,6 +11,7 @@ __all__ = [
     "PayloadTooLarge",
     "RateLimited",
     "Unauthorized",
+    "Unavailable",
 ]
 
 
@@ -52,5 +53,15 @@ class RateLimited(ConsoleError):
     status = 429
 
     def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(ConsoleError):
+    """Transient: the answer could not be determined now; the client retries after ``retry_after_s``."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s

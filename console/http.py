@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console.errors import BadRequest, ConsoleError, PayloadTooLarge, RateLimited
+from console.errors import BadRequest, ConsoleError, PayloadTooLarge, RateLimited, Unavailable
 
 __all__ = [
     "BodyLimit",
@@ -101,7 +101,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def console_error(_req: Request, exc: Exception) -> Response:
         assert isinstance(exc, ConsoleError)
         headers = None
-        if isinstance(exc, RateLimited):
+        if isinstance(exc, RateLimited | Unavailable):
             headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
         return error_response(exc.status, exc.message, headers)
 

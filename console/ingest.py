@@ -16,8 +16,9 @@ from typing import Any
 import pydantic_core
 from sqlalchemy import Connection
 
-from console.errors import BadRequest, Conflict, NotFound
+from console.errors import BadRequest, Conflict, ConsoleError, NotFound, Unavailable
 from console.ops import json_text
+from console.writer import Recheck
 from protocols.console_api import EVENT_TYPES, STATUS_BY_EVENT, TERMINAL_STATUSES, AgentEvent, EventAck
 
 __all__ = [
@@ -45,6 +46,7 @@ class _PublicIds:
         os.register_at_fork(after_in_child=self._forget)  # a forked child must not repeat our ids
 
     def _forget(self) -> None:
+        self._lock = threading.Lock()  # another thread may have held it at the fork: it stays held here
         self._buf, self._pos = b"", 0
 
     def __call__(self) -> str:
@@ -109,14 +111,17 @@ _EVENT_COLUMNS = (
 # as one JSON text (serialised in Rust by pydantic-core, parsed in C by PostgreSQL): psycopg dumps list
 # parameters (arrays) element by element in Python, which cost more than everything else in a batch.
 _PG_CHECK = (
-    "SELECT d.status, d.mode, d.agent_id, CASE WHEN %(ids)s::text = '[]' THEN NULL ELSE ("
+    "SELECT d.status, d.mode, d.agent_id, d.xmin = (SELECT s.xmin FROM deployments s WHERE s.id = d.id) "
+    "AS fresh, CASE WHEN %(ids)s::text = '[]' THEN NULL ELSE ("
     "SELECT json_agg(json_build_array(k.cid, e.id, e.body_hash, e.known_type)) "
     "FROM json_array_elements_text(%(ids)s::json) AS k(cid), LATERAL (SELECT id, body_hash, known_type "
     "FROM events WHERE deployment_id = d.id AND client_event_id = k.cid LIMIT 1) e"
     ") END AS dups FROM deployments d WHERE d.id = %(dep)s FOR UPDATE OF d"
 )  # the deployment row lock also serialises concurrent requests (and Console processes) on one deployment;
 # LATERAL ... LIMIT 1 (not flattened into a join): one unique-index probe per id, where a hash join
-# would read every event of the deployment
+# would read every event of the deployment. ``fresh``: the locked row (its newest version, after
+# waiting for a concurrent writer) is the version this statement's snapshot sees; if not, that writer
+# committed after the snapshot and the lookup may have missed the events it stored.
 _PG_COLUMNS = (
     "id varchar, deployment_id varchar, client_event_id varchar, seq bigint, event_type varchar, "
     "job_id varchar, step_id varchar, payload text, event_timestamp varchar, created_at float8, "
@@ -154,7 +159,10 @@ Stored = dict[str, tuple[str, str, bool]]  # client event id -> (public id, body
 
 def _check_pg(conn: Connection, dep_id: str, ids: list[str]) -> tuple[Any, Stored]:
     """The deployment row (locked, or None) and the already stored events among ``ids``."""
-    row = conn.exec_driver_sql(_PG_CHECK, {"dep": dep_id, "ids": _to_json(ids)}).first()
+    params = {"dep": dep_id, "ids": _to_json(ids)}
+    row = conn.exec_driver_sql(_PG_CHECK, params).first()
+    if row is not None and not row.fresh:  # once more, with a new snapshot: we hold the lock now
+        row = conn.exec_driver_sql(_PG_CHECK, params).first()  # (and every writer of events needs it)
     if row is None:
         return None, {}
     return row, {cid: (sid, shash, bool(known)) for cid, sid, shash, known in row.dups or ()}
@@ -244,15 +252,22 @@ def pg_event_statement(
             return to_event_ack((stored_id, True, bool(stored_known)))
         if status is None:
             raise NotFound(f"no deployment {dep_id!r}")
+        refusal: ConsoleError
         if mode == "simulated":
-            raise Conflict(f"deployment {dep_id} is simulated: the Console generates its events")
-        if holder is not None and holder != agent_id:
-            raise Conflict(f"deployment {dep_id} is leased to another agent")
-        if status in TERMINAL_STATUSES:
-            raise Conflict(f"deployment {dep_id} is {status}")
-        # checks passed but the unique index refused: a concurrent request stored this event id and
-        # committed after this statement's snapshot was taken
-        raise Conflict(f"event_id {cid!r} was stored by a concurrent request; retry to get its id")
+            refusal = Conflict(f"deployment {dep_id} is simulated: the Console generates its events")
+        elif holder is not None and holder != agent_id:
+            refusal = Conflict(f"deployment {dep_id} is leased to another agent")
+        elif status in TERMINAL_STATUSES:
+            refusal = Conflict(f"deployment {dep_id} is {status}")
+        else:  # checks passed but the unique index refused: stored by a request we cannot see yet
+            refusal = Unavailable(f"event_id {cid!r} is being stored by a concurrent request; retry")
+        if cid is None:
+            raise refusal
+        # The deployment row is read locked (its newest version, after waiting for a concurrent
+        # writer), the stored-event lookup with the statement's snapshot: when that writer stored
+        # this very event (and maybe closed the deployment with it), the lookup misses it. A re-run
+        # (a new snapshot) answers as a later retry would; a refusal that stands costs one more.
+        raise Recheck(refusal)
 
     return _PG_SINGLE, params, finish
 

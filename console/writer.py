@@ -11,6 +11,10 @@ any error; results go straight to the caller's event loop.
 A caller may queue a :class:`Statement` instead of a function: one SQL statement whose result row
 ``finish`` turns into the answer (or a refusal). On PostgreSQL consecutive statements of a group are
 sent in one pipeline, so a group of N costs two round trips (pipeline, commit) instead of 2N + 2.
+``finish`` may raise :class:`Recheck` when its row may predate a concurrent commit (a statement reads
+with the snapshot it started with, also after waiting for a row lock): the writer then runs that
+statement once more, alone, after the group committed (a new statement sees what committed meanwhile),
+and a second ``Recheck`` is answered with its ``answer``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 
 from console.errors import ConsoleError
 
-__all__ = ["Statement", "Writer"]
+__all__ = ["Recheck", "Statement", "Writer"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,6 +48,17 @@ class Statement(Generic[T]):
     finish: Callable[[Any], T]
 
 
+class Recheck(Exception):
+    """Raised by ``Statement.finish``: the row may be stale, run the statement again (once).
+
+    ``answer`` is the refusal to give if the re-run is still undecided.
+    """
+
+    def __init__(self, answer: ConsoleError) -> None:
+        super().__init__(answer.message)
+        self.answer = answer
+
+
 _Fn: TypeAlias = "Callable[[Connection], Any] | Statement[Any]"
 # the work, the caller's future, the caller's loop (resolved there by call_soon_threadsafe)
 _Item: TypeAlias = tuple[_Fn, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
@@ -55,6 +70,15 @@ class _Failed:
 
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
+
+
+class _Again:
+    """A statement whose ``finish`` asked for a re-run (:class:`Recheck`)."""
+
+    __slots__ = ("stmt",)
+
+    def __init__(self, stmt: Statement[Any]) -> None:
+        self.stmt = stmt
 
 
 class Writer:
@@ -146,8 +170,23 @@ class Writer:
             for item in batch:  # isolate the culprit: replay one by one
                 self._execute([item])
             return
+        again: list[tuple[_Item, Statement[Any]]] = []
         for item, result in zip(batch, results, strict=True):
-            _settle(item, result)
+            if isinstance(result, _Again):
+                again.append((item, result.stmt))
+            else:
+                _settle(item, result)
+        for item, stmt in again:  # after the others are answered: a re-run may wait for a row lock
+            _settle(item, self._again(stmt))
+
+    def _again(self, stmt: Statement[Any]) -> Any:
+        """Run ``stmt`` once more in a transaction of its own (its first run changed nothing)."""
+        try:
+            return _statements(self._connection(), [stmt], commit=True, last=True)[0]
+        except Exception:
+            self._drop_connection()
+            log.exception("write failed")
+            return _Failed(_unexpected())
 
     def _transaction(self, batch: list[_Item]) -> list[Any]:
         results: list[Any] = []
@@ -171,12 +210,13 @@ class Writer:
         return results
 
 
-def _statements(conn: Connection, stmts: list[Any], *, commit: bool = False) -> list[Any]:
+def _statements(conn: Connection, stmts: list[Any], *, commit: bool = False, last: bool = False) -> list[Any]:
     """Run statements in order (pipelined on psycopg), then let each ``finish`` judge its row.
 
     ``commit``: the connection has no transaction open; BEGIN (implicit) and COMMIT travel in the
     same pipeline. Safe because a refused statement changed nothing, and nothing is judged (so
-    nothing acknowledged) before the pipeline, COMMIT included, has completed.
+    nothing acknowledged) before the pipeline, COMMIT included, has completed. ``last``: a re-run, where
+    a :class:`Recheck` is final.
     """
     driver = conn.connection.driver_connection
     rows: list[Any] = []
@@ -189,7 +229,7 @@ def _statements(conn: Connection, stmts: list[Any], *, commit: bool = False) -> 
                 finally:
                     if not driver.broken:
                         driver.autocommit = False
-                return _judge(stmts, rows)
+                return _judge(stmts, rows, last)
             with driver.pipeline():
                 cursors = []
                 for st in stmts:
@@ -210,16 +250,18 @@ def _statements(conn: Connection, stmts: list[Any], *, commit: bool = False) -> 
         rows = [conn.exec_driver_sql(st.sql, st.params).first() for st in stmts]
         if commit:
             conn.commit()
-    return _judge(stmts, rows)
+    return _judge(stmts, rows, last)
 
 
-def _judge(stmts: list[Any], rows: list[Any]) -> list[Any]:
+def _judge(stmts: list[Any], rows: list[Any], last: bool = False) -> list[Any]:
     results: list[Any] = []
     for st, row in zip(stmts, rows, strict=True):
         try:
             results.append(st.finish(row))
         except ConsoleError as exc:
             results.append(_Failed(exc))
+        except Recheck as exc:
+            results.append(_Failed(exc.answer) if last else _Again(st))
     return results
 
 
