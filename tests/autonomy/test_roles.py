@@ -22,6 +22,7 @@ import pytest
 
 from protocols import State
 from tests.autonomy.support import Node, autonomy, start_mariner, start_ours, wait_watching
+from tests.harness import holds_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.hosts(3), pytest.mark.timeout(150)]
 
@@ -194,10 +195,11 @@ def test_no_false_interrupts(spawn, cdaq_python, group) -> None:
         spawn(sys.executable, "-c", "print('HOG', flush=True)\nwhile True: pass", ready="HOG")
 
     slow.freeze()
-    stalled_until = time.monotonic() + 0.5
-    while time.monotonic() < stalled_until:
-        assert o.state() is State.RUN
-        time.sleep(0.02)
+
+    def still_running() -> None:
+        assert o.state() is State.RUN, o.proc.output_tail()
+
+    holds_for(still_running, 0.5)
     slow.thaw()
 
     new = start_ours(spawn, group, "Phoenix", host=1)  # same name, new ports
@@ -206,10 +208,7 @@ def test_no_false_interrupts(spawn, cdaq_python, group) -> None:
     leaver.depart()
     o.wait_log(r"Mariner\.Leaver \(DYNAMIC\) departed", start=mark, timeout=10)
     # Give every detector its full time (ZMTP timeout + grace + a lives period): still RUN throughout.
-    watch_until = time.monotonic() + 2.5
-    while time.monotonic() < watch_until:
-        assert o.state() is State.RUN, o.proc.output_tail()
-        time.sleep(0.02)
+    holds_for(still_running, 2.5)
     out = "\n".join(o.proc.lines[mark:])
     assert "Sputnik.Slow (DYNAMIC) lost" not in out
     assert "Sputnik.Phoenix (DYNAMIC) lost" not in out

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,7 @@ from console.errors import Conflict, Unavailable
 from console.writer import Recheck, Statement, Writer
 from protocols.console_api import AgentEvent
 from tests.console.conftest import event
-from tests.harness import wait_until
+from tests.harness import eventually, wait_until
 
 
 @pytest.fixture(scope="module", params=["postgres"])
@@ -105,10 +104,9 @@ async def _race(
                 ).fetchone()
                 return blocked is not None and blocked[0] > 0
 
-            deadline = time.monotonic() + 10
-            while not retry_blocked():  # the writer thread works while this loop yields
-                assert time.monotonic() < deadline, "the retry never waited for request 1's lock"
-                await asyncio.sleep(0.005)
+            # the writer thread works while this waits; a timeout means the retry never waited for
+            # request 1's lock
+            await eventually(retry_blocked, timeout=10)
             tx.commit()
         outcome = await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 15)
         return first_result, outcome[0]

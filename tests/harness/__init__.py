@@ -9,7 +9,7 @@ from __future__ import annotations
 from tests.harness.netns import NETNS_RUN, in_netns, netns_hosts, userns_available
 from tests.harness.oracle import OracleUnavailable, oracle_python, prepare_oracle
 from tests.harness.procs import Proc, ProcessFailed, spawn_process
-from tests.harness.wait import WaitTimeout, eventually, free_tcp_port, unique_group, wait_until
+from tests.harness.wait import WaitTimeout, eventually, free_tcp_port, holds_for, unique_group, wait_until
 
 __all__ = [
     "NETNS_RUN",
@@ -19,6 +19,7 @@ __all__ = [
     "WaitTimeout",
     "eventually",
     "free_tcp_port",
+    "holds_for",
     "in_netns",
     "netns_hosts",
     "oracle_python",

@@ -55,6 +55,17 @@ def wait_until(predicate: Callable[[], T], timeout: float = 5.0, interval: float
         time.sleep(interval)
 
 
+def holds_for(check: Callable[[], object], duration: float, interval: float = 0.02) -> None:
+    """Call ``check()`` (which asserts) repeatedly for ``duration`` seconds: an invariant over a window,
+    e.g. "still RUN while a peer is frozen". The first failing assertion propagates."""
+    end = time.monotonic() + duration
+    while True:
+        check()
+        if time.monotonic() >= end:
+            return
+        time.sleep(interval)
+
+
 def free_tcp_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free on ``host`` a moment ago (prefer binding to port 0 where possible)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -321,7 +321,7 @@ async def test_ping_interval_is_retuned_as_the_group_grows_and_shrinks(ctx) -> N
         while beating:
             for (pub, _), name in zip(pubs, names, strict=True):
                 await pub.send_multipart(_beat(name, interval=200))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the beat period of the fake publishers (pacing, not a wait)
 
     beater = asyncio.create_task(beat())
     try:
