@@ -8,9 +8,7 @@ runtime, ConstellationDAQ 1.0.2 and the raw echo floor, so differences come from
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import struct
 import threading
 import time
 import uuid
@@ -20,6 +18,7 @@ import psutil
 import zmq
 
 from protocols import chirp, cmdp, cscp
+from tests.harness import loopback_chirp_socket
 
 LOOPBACK = "127.0.0.1"
 Ctx = zmq.Context  # type alias for annotations
@@ -150,14 +149,7 @@ class ChirpObserver:
             raise ProbeFailed("CHIRP probing needs the private network namespace")
         self.group_id = chirp.group_id(group)
         self.host_id = chirp.host_id(f"Bench.observer{uuid.uuid4().hex[:8]}")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(("", chirp.PORT))
-        mreq = struct.pack("4s4s", socket.inet_aton(chirp.MULTICAST_ADDRESS), socket.inet_aton(LOOPBACK))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(LOOPBACK))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        sock = loopback_chirp_socket()
         sock.settimeout(0.05)
         self.sock = sock
         self.beacons: list[tuple[float, chirp.Beacon]] = []

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import socket
-import struct
 
 import pytest
 
 from controllers import Controller
 from protocols import InvalidName, chirp
-from tests.harness import eventually
+from tests.harness import eventually, loopback_chirp_socket
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(30)]
 
 
 def _listener() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(("", chirp.PORT))
-    mreq = struct.pack("4s4s", socket.inet_aton(chirp.MULTICAST_ADDRESS), socket.inet_aton("127.0.0.1"))
-    sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+    sock = loopback_chirp_socket()
     sock.setblocking(False)
     return sock
 

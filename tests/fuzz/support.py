@@ -7,8 +7,6 @@ fresh one is used for the next request (ZeroMQ's REQ is stuck otherwise).
 from __future__ import annotations
 
 import json
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -21,7 +19,7 @@ import zmq
 
 from protocols import State, chirp, chp, cscp
 from protocols.chirp import MessageType, ServiceId
-from tests.harness import Proc, WaitTimeout, wait_until
+from tests.harness import Proc, WaitTimeout, loopback_chirp_socket, wait_until
 
 SATELLITE_RUN = str(Path(sys.executable).with_name("satellite-run"))
 READY = r"READY (?P<name>\S+) cmd=(?P<cmd>\d+) hb=(?P<hb>\d+) mon=(?P<mon>\d+)"
@@ -168,16 +166,7 @@ class Chirper:
     def __init__(self, group: str) -> None:
         self.group_id = chirp.group_id(group)
         self.me = chirp.host_id("Fuzz.chirper")
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        s.bind(("", chirp.PORT))
-        mreq = struct.pack("4s4s", socket.inet_aton(chirp.MULTICAST_ADDRESS), socket.inet_aton(LOOPBACK))
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(LOOPBACK))
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
-        self.sock = s
+        self.sock = loopback_chirp_socket()
 
     def send(self, data: bytes) -> None:
         self.sock.sendto(data, (chirp.MULTICAST_ADDRESS, chirp.PORT))

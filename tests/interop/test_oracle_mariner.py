@@ -8,7 +8,6 @@ message is decoded by ``protocols`` and must carry the values 1.0.2 is documente
 from __future__ import annotations
 
 import socket
-import struct
 import time
 from pathlib import Path
 
@@ -17,18 +16,13 @@ import zmq
 
 from protocols import State, chirp, chp, cscp
 from protocols.states import HeartbeatFlags
-from tests.harness import Proc
+from tests.harness import Proc, loopback_chirp_socket
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.timeout(60)]
 
 
 def _multicast_listener() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(("", chirp.PORT))
-    mreq = struct.pack("4s4s", socket.inet_aton(chirp.MULTICAST_ADDRESS), socket.inet_aton("127.0.0.1"))
-    sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+    sock = loopback_chirp_socket()
     return sock
 
 
