@@ -9,9 +9,11 @@ path (LogRecord through the handler) queues the tag dict, which tells the paths 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
+from collections import UserDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -136,7 +138,15 @@ CALLS: list[tuple[str, Callable[[logging.LoggerAdapter[logging.Logger]], None]]]
     ("too-few-args", lambda a: a.info("%s %s", 1)),
     ("object-msg", lambda a: a.info(ValueError("boom"))),
     ("tuple-arg", lambda a: a.info("%s", (1, 2))),
+    ("userdict-mapping", lambda a: a.info("%(a)s", UserDict(a=1))),  # a Mapping that is not a dict
+    ("str-subclass-msg", lambda a: a.info(_Text("sub %s"), "x")),
+    ("bool-and-none-args", lambda a: a.info("%s %s", True, None)),
 ]
+
+
+class _Text(str):
+    def __str__(self) -> str:
+        return "text " + super().__str__()
 
 
 def _emit_both(rig: Rig, call: Callable[[logging.LoggerAdapter[logging.Logger]], None]) -> list[RawLog]:
@@ -244,6 +254,31 @@ def test_identical_from_worker_threads_with_changing_names(
     names = {msgpack.unpackb(r[0][3])["threadName"] for r in results}
     assert names == {"worker-a", "worker-b"}
     assert len({msgpack.unpackb(r[0][3])["thread"] for r in results}) >= 1
+
+
+def test_process_tag_is_the_childs_after_a_fork(new_rig: Callable[[], Rig], frozen_time: float) -> None:
+    """The pid is cached (a system call per record otherwise); a forked child must send its own."""
+    rig = new_rig()
+    rig.log.info("parent")
+    (parent,) = rig.take()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: log through both paths, report the wire bytes, exit at once
+        try:
+            quick, slow, stock = _emit_both(rig, lambda a: a.info("child"))
+            same = fast(quick) and wire(quick) == wire(slow) == wire(stock)
+            os.write(write_end, msgpack.packb([same, msgpack.unpackb(quick[3])["process"]]))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as r:
+            ok, child_pid = msgpack.unpackb(r.read())
+    finally:
+        os.waitpid(pid, 0)
+    assert ok
+    assert child_pid == pid
+    assert msgpack.unpackb(parent[3])["process"] == os.getpid() != pid
 
 
 def test_caller_behind_logging_frames_is_found(new_rig: Callable[[], Rig], frozen_time: float) -> None:
