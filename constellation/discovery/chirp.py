@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import socket
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
@@ -24,11 +23,9 @@ from protocols.chirp import Beacon, MessageType, ServiceId
 from .backend import Sink
 from .errors import DiscoveryError
 from .service import CHIRP
+from .sockets import recv_socket, send_socket
 
 log = logging.getLogger(__name__)
-
-TTL = 8
-RECV_BUFFER = 1 << 20  # many OFFERs can arrive at once when a whole constellation answers a REQUEST
 
 
 class _Endpoint(asyncio.DatagramProtocol):
@@ -46,39 +43,6 @@ class _Endpoint(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         log.debug("CHIRP %s socket error: %s", self._label, exc)
-
-
-def _recv_socket(addresses: Sequence[str], group: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if hasattr(socket, "SO_REUSEPORT"):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
-        sock.bind(("0.0.0.0", port))
-        for address in addresses:
-            mreq = socket.inet_aton(group) + socket.inet_aton(address)
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _send_socket(address: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, TTL)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1 if address == "127.0.0.1" else 0)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(address))
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 class ChirpBackend:
@@ -119,10 +83,10 @@ class ChirpBackend:
         try:
             for address in self._addresses:
                 transport, _ = await loop.create_datagram_endpoint(
-                    functools.partial(_Endpoint, None, f"send {address}"), sock=_send_socket(address)
+                    functools.partial(_Endpoint, None, f"send {address}"), sock=send_socket(address)
                 )
                 self._send.append(transport)
-            sock = _recv_socket(self._addresses, *self._target)
+            sock = recv_socket(self._addresses, *self._target)
             self._recv, _ = await loop.create_datagram_endpoint(
                 lambda: _Endpoint(self._on_datagram, "receive"), sock=sock
             )

@@ -3,16 +3,18 @@
 The address list always starts with ``127.0.0.1``. Named interfaces (case-insensitive; an IPv4 address
 of a usable interface is accepted too) add their first IPv4 address. With no names, every interface that
 is up, has an IPv4 address and is multicast-capable (loopback always counts) is used. Duplicates are
-removed, order is kept. Enumeration uses psutil (netlink), never ``/sys/class/net``, so it sees the
-current network namespace.
+removed, order is kept. Enumeration sees the current network namespace (never ``/sys/class/net``): on
+Linux with the interface ioctls (`SIOCGIFFLAGS`, `SIOCGIFADDR`) on a throw-away socket, which takes well
+under a millisecond where importing psutil takes 30 ms of a satellite's first 0.1 s
+(`constellation.launch`); elsewhere with psutil.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
+import sys
 from collections.abc import Mapping, Sequence
-
-import psutil
 
 from .errors import UnknownInterface
 
@@ -21,6 +23,41 @@ LOOPBACK = "127.0.0.1"
 
 def usable_interfaces() -> dict[str, str]:
     """Map interface name -> first IPv4 address, for every interface 1.0.2 would accept."""
+    if sys.platform == "linux":
+        return _usable_linux()
+    return _usable_psutil()
+
+
+# <linux/sockios.h> and <net/if.h>
+_SIOCGIFFLAGS = 0x8913
+_SIOCGIFADDR = 0x8915
+_IFF_UP = 0x1
+_IFF_LOOPBACK = 0x8
+_IFF_MULTICAST = 0x1000
+_IFREQ = struct.Struct("16s16x")  # struct ifreq: the name, then a 16-byte union (flags or sockaddr_in)
+
+
+def _usable_linux() -> dict[str, str]:
+    import fcntl
+
+    result: dict[str, str] = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _, name in socket.if_nameindex():
+            request = _IFREQ.pack(name.encode())
+            try:
+                flags = struct.unpack_from("H", fcntl.ioctl(sock, _SIOCGIFFLAGS, request), 16)[0]
+                if not flags & _IFF_UP or not flags & (_IFF_MULTICAST | _IFF_LOOPBACK):
+                    continue
+                addr = fcntl.ioctl(sock, _SIOCGIFADDR, request)  # EADDRNOTAVAIL: no IPv4 address
+            except OSError:
+                continue  # gone since the listing, or no IPv4 address
+            result[name] = socket.inet_ntoa(addr[20:24])  # sockaddr_in: family, port, then the address
+    return result
+
+
+def _usable_psutil() -> dict[str, str]:
+    import psutil
+
     addrs = psutil.net_if_addrs()
     result: dict[str, str] = {}
     for name, stats in psutil.net_if_stats().items():

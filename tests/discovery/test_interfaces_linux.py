@@ -1,0 +1,54 @@
+"""The Linux interface enumeration (ioctls) agrees with psutil's, on interfaces of every kind that
+matters: up or down, multicast or not, one or two IPv4 addresses, none. Runs in a fresh namespace of
+its own (nested), so the interfaces it creates are seen by no other test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import _unavailable
+from tests.harness import NETNS_RUN, userns_available
+
+pytestmark = [
+    pytest.mark.timeout(60),
+    pytest.mark.skipif(sys.platform != "linux", reason="the ioctl enumeration is Linux only"),
+]
+
+SETUP = """
+set -e
+ip link add va type veth peer name vb && ip link set va up && ip link set vb up
+ip addr add 10.9.9.9/24 dev va && ip addr add 10.9.6.6/24 dev va
+ip link add vc type veth peer name vd && ip link set vc up && ip link set vd up
+ip link set vc multicast off && ip addr add 10.9.8.8/24 dev vc
+ip link add ve type veth peer name vf && ip addr add 10.9.5.5/24 dev ve
+exec "$@"
+"""
+CHECK = """
+import json
+from constellation.discovery import interfaces as i
+fast, reference = i._usable_linux(), i._usable_psutil()
+print(json.dumps({"same_order": list(fast.items()) == list(reference.items()), "usable": fast}))
+"""
+
+
+def test_ioctl_enumeration_matches_psutil() -> None:
+    ok, why = userns_available()
+    if not ok:
+        _unavailable(f"needs a network namespace of its own: {why}")
+    out = subprocess.run(
+        [str(NETNS_RUN), "--hosts", "1", "--", "sh", "-c", SETUP, "sh", sys.executable, "-c", CHECK],
+        capture_output=True, text=True, timeout=50,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["same_order"], out.stdout
+    names = result["usable"]
+    assert names["lo"] == "127.0.0.1"
+    assert names["va"] == "10.9.9.9"  # the first address of two
+    assert "vc" not in names  # not multicast-capable
+    assert "ve" not in names  # down
+    assert not {"vb", "vd", "vf"} & set(names)  # no IPv4 address
