@@ -10,30 +10,39 @@ It mirrors ``satellite_cdaq_bench.py`` for 1.0.2, so both satellites get the sam
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-from constellation import cli, command
-from satellites.sputnik import Sputnik
+from constellation import cli  # light: the runtime loads after the CHIRP announcement, as in satellite-run
+
+if TYPE_CHECKING:
+    from constellation import Satellite
 
 LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARNING": 30, "STATUS": 35, "CRITICAL": 40}
 
 
-class BenchSputnik(Sputnik):
+def bench_type(_name: str) -> type[Satellite]:
     """Sputnik plus a log-burst command (type name kept: canonical name Sputnik.NAME)."""
+    from constellation import command
+    from satellites.sputnik import Sputnik
 
-    satellite_type = "Sputnik"
+    class BenchSputnik(Sputnik):
+        satellite_type = "Sputnik"
 
-    @command
-    def burst(self, n: int, level: str) -> tuple[str, object]:
-        """Emit n log records at the given level (INFO, WARNING, ...) as fast as possible."""
-        levelno = LEVELS[level.upper()]
-        for i in range(n):
-            self.log.log(levelno, "burst %d", i)
-        return f"emitted {n}", n
+        @command
+        def burst(self, n: int, level: str) -> tuple[str, object]:
+            """Emit n log records at the given level (INFO, WARNING, ...) as fast as possible."""
+            levelno = LEVELS[level.upper()]
+            for i in range(n):
+                self.log.log(levelno, "burst %d", i)
+            return f"emitted {n}", n
+
+    return BenchSputnik
 
 
 def main() -> int:
-    # The real satellite-run code path, with the satellite class swapped for the bench subclass.
-    cli.load_satellite_type = lambda _name: BenchSputnik  # type: ignore[assignment]
+    # The real satellite-run code path, with the satellite class swapped for the bench subclass (loaded
+    # where satellite-run loads its type: after the ports are bound and announced).
+    cli.load_satellite_type = bench_type
     return cli.main(["Sputnik", *sys.argv[1:]])
 
 

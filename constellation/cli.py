@@ -4,6 +4,10 @@ Prints one machine-readable line once every socket is bound and discovery has st
 
     READY Sputnik.One cmd=PORT hb=PORT mon=PORT
 
+Start-up (docs/architecture.md): the ports are bound and announced over CHIRP by `constellation.launch`
+before the runtime and the satellite type are imported, so this module imports only the standard library
+at first; the runtime is imported once the announcement is out.
+
 Exit codes: 0 clean exit (shutdown command, SIGINT, SIGTERM), 1 start-up failure (port in use, ...),
 2 bad arguments (argparse usage, unknown TYPE, bad name).
 """
@@ -11,25 +15,28 @@ Exit codes: 0 clean exit (shutdown command, SIGINT, SIGTERM), 1 start-up failure
 from __future__ import annotations
 
 import argparse
-import asyncio
+import dataclasses
 import logging
 import os
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, entry_points, version
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
 
 from protocols.names import split_canonical_name, validate_name_part
 
 from .errors import ConstellationError, SatelliteTypeError
-from .satellite import Satellite
-from .standard import CNSTLN_VERSION
 
-__all__ = ["Settings", "load_satellite_type", "main", "parse_args"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time); mypy knows it
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+    from typing import ClassVar
+
+    from .launch import EarlyOffer, Prebound
+    from .satellite import Satellite
+
+__all__ = ["Settings", "find_entry_point", "load_satellite_type", "main", "parse_args"]
 
 ENTRY_POINT_GROUP = "constellation.satellites"
 GROUP_ENV = "CONSTELLATION_GROUP"
@@ -41,7 +48,7 @@ NAME_RULE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     """Validated command-line settings.
 
@@ -78,27 +85,85 @@ class Settings:
 
 
 def known_types() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
     return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def load_satellite_type(name: str) -> type[Satellite]:
-    """The satellite class registered under `name` (case-insensitive) in the entry-point group."""
+def find_entry_point(name: str) -> EntryPoint:
+    """The entry point registered under `name` (case-insensitive), not loaded yet."""
+    from importlib.metadata import entry_points
+
     eps = {ep.name.lower(): ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
     ep = eps.get(name.lower())
     if ep is None:
         known = ", ".join(sorted(known_types())) or "(none installed)"
         raise SatelliteTypeError(f"unknown satellite type {name!r}; known types: {known}")
+    return ep
+
+
+def load_satellite_type(name: str) -> type[Satellite]:
+    """The satellite class registered under `name` (case-insensitive) in the entry-point group."""
+    from .satellite import Satellite
+
+    ep = find_entry_point(name)
     cls = ep.load()
     if not (isinstance(cls, type) and issubclass(cls, Satellite)):
         raise SatelliteTypeError(f"entry point {ep.name} = {ep.value} is not a Satellite subclass")
     return cls
 
 
+def scan_type_name(name: str) -> str | None:
+    """The entry point name registered for `name` (case-insensitive), read straight from the installed
+    distributions' ``entry_points.txt`` on sys.path; None if not found that way.
+
+    A shortcut for the start-up announcement only: `importlib.metadata` takes 20 ms to import, a fifth
+    of the time a satellite has to announce itself. `find_entry_point` stays the authority: the type is
+    loaded through it, and an announcement it disagrees with is withdrawn.
+    """
+    wanted = name.lower()
+    for entry in sys.path:
+        try:
+            dists = [d.path for d in os.scandir(entry or ".") if d.name.endswith((".dist-info", ".egg-info"))]
+        except OSError:
+            continue
+        for dist in dists:
+            try:
+                with open(os.path.join(dist, "entry_points.txt"), encoding="utf-8") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            section = None
+            for line in text.splitlines():
+                line = line.strip()
+                if line.startswith("[") and line.endswith("]"):
+                    section = line[1:-1].strip()
+                elif section == ENTRY_POINT_GROUP and "=" in line:
+                    key = line.partition("=")[0].strip()
+                    if key.lower() == wanted:
+                        return key
+    return None
+
+
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("operator-constellation")
     except PackageNotFoundError:
         return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, resolved only when asked (the runtime's modules load after the announcement)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from .standard import CNSTLN_VERSION
+
+        parser.exit(message=f"satellite-run {_version()} (Constellation {CNSTLN_VERSION} wire protocols)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -129,11 +194,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mon-port", "--monitoring-port", "--cmdp", type=int, default=0)
     p.add_argument("--bind", default="*", help="address to bind the TCP sockets to (default: all, '*')")
     p.add_argument("-l", "--level", type=str.upper, choices=LEVELS, default="INFO", help="console log level")
-    p.add_argument(
-        "--version",
-        action="version",
-        version=f"satellite-run {_version()} (Constellation {CNSTLN_VERSION} wire protocols)",
-    )
+    p.add_argument("--version", action=_VersionAction, help="show the version and exit")
     p.add_argument(
         "--discovery",
         default="chirp,zeroconf",
@@ -143,7 +204,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str] | None) -> Settings:
-    """Settings from the command line; argparse exits with 2 and the usage on bad arguments."""
+    """Settings from the command line; argparse exits with 2 and the usage on bad arguments.
+
+    Loads the satellite type: its class may name the canonical type (`Satellite.satellite_type`).
+    """
+    parser, settings, explicit = _parse(argv)
+    return _resolve_type(parser, settings, explicit)[1]
+
+
+def _parse(argv: Sequence[str] | None) -> tuple[argparse.ArgumentParser, Settings, bool]:
+    """Validated settings without loading the satellite type: the type name is the entry point's.
+
+    The flag tells whether ``--name`` gave the type name itself (a canonical 'Type.Name').
+    """
     parser = _parser()
     ns = parser.parse_args(argv)
     if not ns.group:
@@ -152,20 +225,23 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         validate_name_part(ns.group)
     except ValueError:
         parser.error(f"invalid group {ns.group!r}: letters, digits and '_' only")
+    ep_name = scan_type_name(ns.type)
+    if ep_name is None:
+        try:
+            ep_name = find_entry_point(ns.type).name
+        except SatelliteTypeError as exc:
+            parser.error(str(exc))
+    explicit = "." in ns.name
     try:
-        cls = load_satellite_type(ns.type)
-    except SatelliteTypeError as exc:
-        parser.error(str(exc))
-    try:
-        if "." in ns.name:
+        if explicit:
             type_name, name = split_canonical_name(ns.name)
         else:
-            type_name, name = cls.satellite_type or cls.__name__, validate_name_part(ns.name)
+            type_name, name = ep_name, validate_name_part(ns.name)
     except ValueError as exc:
         parser.error(f"{exc}. {NAME_RULE}")
     backends = tuple(b.strip() for b in ns.discovery.split(",") if b.strip() and b.strip() != "none")
     try:
-        return Settings(
+        settings = Settings(
             satellite_type=ns.type,
             type_name=type_name,
             name=name,
@@ -180,6 +256,23 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         )
     except ValueError as exc:
         parser.error(str(exc).replace("\n", " "))
+    return parser, settings, explicit
+
+
+def _resolve_type(
+    parser: argparse.ArgumentParser, settings: Settings, explicit: bool
+) -> tuple[type[Satellite], Settings]:
+    """Load the satellite class; without an explicit type name, the class names the canonical type."""
+    try:
+        cls = load_satellite_type(settings.satellite_type)
+    except SatelliteTypeError as exc:
+        parser.error(str(exc))
+    if not explicit:
+        try:
+            settings = dataclasses.replace(settings, type_name=cls.satellite_type or cls.__name__)
+        except ValueError as exc:
+            parser.error(f"satellite type {cls.__name__}: {exc}")
+    return cls, settings
 
 
 class _ConsoleFormatter(logging.Formatter):
@@ -205,8 +298,19 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-async def serve(settings: Settings) -> int:
-    cls = load_satellite_type(settings.satellite_type)
+async def serve(
+    settings: Settings,
+    cls: type[Satellite] | None = None,
+    *,
+    listen_fds: Mapping[str, int] | None = None,
+    early: EarlyOffer | None = None,
+) -> int:
+    """Run the satellite until it exits; `early` offers are closed once its own discovery runs."""
+    import asyncio
+    import signal
+
+    if cls is None:
+        cls = load_satellite_type(settings.satellite_type)
     sat = cls(
         settings.name,
         settings.group,
@@ -217,12 +321,15 @@ async def serve(settings: Settings) -> int:
         mon_port=settings.mon_port,
         bind=settings.bind,
         discovery=settings.discovery,
+        listen_fds=listen_fds,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sat.request_exit)
     try:
         async with sat:
+            if early is not None:
+                early.close()  # the satellite's discovery has made the same offers: it departs them
             p = sat.ports
             print(f"READY {sat.name} cmd={p['cmd']} hb={p['hb']} mon={p['mon']}", flush=True)
             await sat.wait_closed()
@@ -234,21 +341,74 @@ async def serve(settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-    _setup_logging(settings.level)
+    parser, settings, explicit = _parse(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # until the runtime's handlers: leave through `finally`
     try:
-        code = asyncio.run(serve(settings))
+        prebound, early = _announce(settings)
+    except OSError as exc:
+        print(f"satellite-run: {exc}", file=sys.stderr)
+        return 1
+    try:
+        cls, resolved = _resolve_type(parser, settings, explicit)
+        if prebound is not None:
+            resolved = dataclasses.replace(
+                resolved,
+                cmd_port=prebound.ports["cmd"],
+                hb_port=prebound.ports["hb"],
+                mon_port=prebound.ports["mon"],
+            )
+        if early is not None and resolved.type_name.lower() != settings.type_name.lower():
+            early.withdraw()  # the class names another type: the early offers were for the wrong host id
+        _setup_logging(resolved.level)
+        import asyncio
+
+        fds = prebound.take() if prebound is not None else None
+        code = asyncio.run(serve(resolved, cls, listen_fds=fds, early=early))
     except ConstellationError as exc:
         print(f"satellite-run: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # SIGINT before the signal handlers were installed
+    except KeyboardInterrupt:  # SIGINT or SIGTERM before the runtime's signal handlers were installed
         code = 0
+    finally:
+        if early is not None and early.open:
+            early.withdraw()  # the satellite never came up: no peer may keep it
+        if prebound is not None:
+            prebound.close()
     # A hook stuck in a worker thread must not keep the process alive after a clean shutdown.
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _announce(settings: Settings) -> tuple[Prebound | None, EarlyOffer | None]:
+    """Bind the ports and, with CHIRP, offer them at once (`constellation.launch`); OSError: port in use.
+
+    Nothing is pre-bound for a bind address libzmq resolves itself (an interface or host name); nothing
+    is offered early when the interfaces cannot be resolved here (the runtime reports that error).
+    """
+    from .launch import EarlyOffer, Prebound, prebind_host
+
+    host = prebind_host(settings.bind)
+    if host is None:
+        return None, None
+    prebound = Prebound(host, {"cmd": settings.cmd_port, "hb": settings.hb_port, "mon": settings.mon_port})
+    if "chirp" not in settings.discovery:
+        return prebound, None
+    from .discovery.errors import DiscoveryError
+    from .discovery.interfaces import select_addresses
+
+    try:
+        addresses = select_addresses(settings.interfaces)
+        early = EarlyOffer(settings.group, f"{settings.type_name}.{settings.name}", addresses, prebound.ports)
+    except (DiscoveryError, OSError):
+        return prebound, None
+    return prebound, early
 
 
 if __name__ == "__main__":

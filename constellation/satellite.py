@@ -15,9 +15,11 @@ MetricScheduler, a TransitionRunner and optionally a Discovery; each runs as one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
@@ -79,6 +81,7 @@ class Satellite:
         bind: str = "*",
         discovery: Sequence[str] = ("chirp", "zeroconf"),
         forward_logs: bool = True,
+        listen_fds: Mapping[str, int] | None = None,
     ) -> None:
         self.type_name = type_name or self.satellite_type or type(self).__name__
         self.name = canonical_name(self.type_name, name)
@@ -86,6 +89,9 @@ class Satellite:
         self._interfaces = interfaces
         self._ports = {"cmd": cmd_port, "hb": hb_port, "mon": mon_port}
         self._bind = bind
+        # Listening TCP descriptors bound by `constellation.launch` (by port key), adopted by the ZeroMQ
+        # sockets instead of a bind of their own; ours to close from here on.
+        self._listen_fds = dict(listen_fds or {})
         self._backends = tuple(discovery)
         self._forward_logs = forward_logs
         self.fsm = StateMachine()
@@ -202,16 +208,30 @@ class Satellite:
         sock.setsockopt(zmq.LINGER, _LINGER_MS)
         for name, value in options.items():
             sock.setsockopt(getattr(zmq, name), value)
+        fd = self._listen_fds.pop(key, None)
         try:
-            if self._ports[key]:
+            if fd is not None:
+                sock.setsockopt(zmq.USE_FD, fd)  # bind() adopts the listening socket (address ignored)
+                sock.bind(f"tcp://{self._bind}:{self._ports[key]}")
+                fd = None  # libzmq's listener owns and closes it now
+                self.ports[key] = self._ports[key]
+            elif self._ports[key]:
                 sock.bind(f"tcp://{self._bind}:{self._ports[key]}")
                 self.ports[key] = self._ports[key]
             else:
                 self.ports[key] = sock.bind_to_random_port(f"tcp://{self._bind}")
         except zmq.ZMQError as exc:
             sock.close(0)
+            if fd is not None:
+                os.close(fd)
             raise ServiceError(f"cannot bind {key} port {self._ports[key]} on {self._bind}: {exc}") from None
         return sock
+
+    def _close_listen_fds(self) -> None:
+        for fd in self._listen_fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._listen_fds.clear()
 
     async def start(self) -> None:
         # Our own pool (not the loop's default) so that a hook stuck forever cannot block the exit.
@@ -225,6 +245,7 @@ class Satellite:
             mon = self._bind_socket(zmq.XPUB, "mon", XPUB_VERBOSE=1, MAXMSGSIZE=2**16, SNDHWM=100_000)
         except ServiceError:
             self._ctx.destroy(0)
+            self._close_listen_fds()
             raise
         self._mon = MonitoringPublisher(mon, self.name, self._mntr_log, self.log_queue_size)
         for topic in (self.type_name, "LINK", "FSM", "CTRL", "MNTR"):  # 1.0.2 order
@@ -342,6 +363,7 @@ class Satellite:
         if self._closed:
             return
         self._closed = True
+        self._close_listen_fds()  # never started: the pre-bound listeners are still ours
         if self._handler is not None:
             logging.getLogger().removeHandler(self._handler)
         if self._discovery is not None:

@@ -1,0 +1,144 @@
+"""The first tenth of a second of `satellite-run`: bind the ports and announce them before the runtime loads.
+
+A process that is already listening must see a new satellite within 0.1 s (issue 3), but importing the
+runtime (pyzmq, asyncio, msgpack, the satellite type) takes longer than that. So `satellite-run` does
+this first, with the standard library and `protocols.chirp` only:
+
+1. `Prebound` binds and listens on the three TCP ports (CONTROL, HEARTBEAT, MONITORING). The kernel
+   accepts connections into the listen backlog from then on.
+2. `EarlyOffer` sends the CHIRP OFFERs for those ports, exactly the beacons the runtime's discovery sends.
+3. The runtime starts; its ZeroMQ sockets adopt the listening descriptors (``ZMQ_USE_FD``, the
+   socket-activation option of libzmq) instead of binding their own, and serve whatever connected in
+   the meantime: a controller that connected and sent a command on the early OFFER gets its reply as
+   soon as the command socket runs, without a reconnect.
+4. Once the runtime's discovery has made its own OFFERs, `EarlyOffer.close` closes the early sockets
+   without a DEPART (the runtime departs the same services at exit). If the start fails instead,
+   `EarlyOffer.withdraw` sends the DEPARTs, so no peer keeps a satellite that never came up.
+
+Only CHIRP is early: zeroconf starts with the runtime. Nothing here is used when the bind address is not
+an IPv4 address or ``*`` (libzmq also accepts interface names there), or without CHIRP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+from collections.abc import Mapping, Sequence
+
+from protocols import chirp
+from protocols.chirp import Beacon, MessageType, ServiceId
+
+from .discovery.sockets import send_socket
+
+__all__ = ["SERVICES", "EarlyOffer", "Prebound", "prebind_host"]
+
+#: The satellite's port keys and the CHIRP services they are offered as.
+SERVICES: Mapping[str, ServiceId] = {
+    "cmd": ServiceId.CONTROL,
+    "hb": ServiceId.HEARTBEAT,
+    "mon": ServiceId.MONITORING,
+}
+BACKLOG = 100  # libzmq's default ZMQ_BACKLOG
+
+
+def prebind_host(bind: str) -> str | None:
+    """The IPv4 address to pre-bind for a ZeroMQ bind address, or None when it cannot be pre-bound."""
+    if bind == "*":
+        return "0.0.0.0"
+    try:
+        return str(ipaddress.IPv4Address(bind))
+    except ValueError:
+        return None
+
+
+class Prebound:
+    """Listening TCP sockets for the satellite's ports, bound before pyzmq is imported.
+
+    ``ports`` maps ``cmd``/``hb``/``mon`` to the bound port (a requested port, or one the kernel chose for
+    0). `take` hands the descriptors over (ownership moves: the caller's ZeroMQ socket closes them).
+    Raises OSError naming the port when one cannot be bound; nothing stays open then.
+    """
+
+    def __init__(self, host: str, ports: Mapping[str, int]) -> None:
+        self.host = host
+        self.ports: dict[str, int] = {}
+        self._socks: dict[str, socket.socket] = {}
+        try:
+            for key in SERVICES:
+                self._socks[key] = sock = _listener(host, ports.get(key, 0), key)
+                self.ports[key] = sock.getsockname()[1]
+        except BaseException:
+            self.close()
+            raise
+
+    def take(self) -> dict[str, int]:
+        """The listening descriptors by port key; this object no longer owns (or closes) them."""
+        fds = {key: sock.detach() for key, sock in self._socks.items()}
+        self._socks.clear()
+        return fds
+
+    def close(self) -> None:
+        for sock in self._socks.values():
+            sock.close()
+        self._socks.clear()
+
+
+def _listener(host: str, port: int, key: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as libzmq's own listeners
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)  # libzmq accepts from its poller and expects EAGAIN, never a wait
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot bind {key} port {port} on {host}: {exc.strerror}") from None
+    return sock
+
+
+class EarlyOffer:
+    """CHIRP OFFERs for `ports` (by port key), sent on every address at construction."""
+
+    def __init__(
+        self,
+        group: str,
+        canonical_name: str,
+        addresses: Sequence[str],
+        ports: Mapping[str, int],
+        *,
+        target: tuple[str, int] = (chirp.MULTICAST_ADDRESS, chirp.PORT),
+    ) -> None:
+        self._group_id = chirp.group_id(group)
+        self._host_id = chirp.host_id(canonical_name)
+        self._offers = {SERVICES[key]: port for key, port in ports.items()}
+        self._target = target
+        self._socks: list[socket.socket] = []
+        try:
+            self._socks.extend(send_socket(address) for address in addresses)
+        except OSError:
+            self.close()
+            raise
+        self._emit(MessageType.OFFER)
+
+    @property
+    def open(self) -> bool:
+        return bool(self._socks)
+
+    def withdraw(self) -> None:
+        """DEPART every early offer (the start failed) and close."""
+        self._emit(MessageType.DEPART)
+        self.close()
+
+    def close(self) -> None:
+        """Close the sockets; the offers stand (the runtime's discovery has taken them over)."""
+        for sock in self._socks:
+            sock.close()
+        self._socks.clear()
+
+    def _emit(self, kind: MessageType) -> None:
+        for service, port in self._offers.items():
+            data = chirp.encode(Beacon(kind, self._group_id, self._host_id, service, port))
+            for sock in self._socks:
+                with contextlib.suppress(OSError):  # a full or unroutable interface: the runtime offers again
+                    sock.sendto(data, self._target)

@@ -1,0 +1,48 @@
+"""`satellite-run Sputnik` with the satellite class swapped, for tests/runtime/test_launch_netns.py.
+
+    python tests/runtime/launch_variants.py MODE [satellite-run options]
+
+MODE: ``other-type`` (the class names the type ``Other``, unlike its entry point), ``start-fails``
+(the runtime's start raises a ServiceError), ``slow-load`` (loading the class hangs: a signal arrives
+between the early announcement and the runtime).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from constellation import cli
+
+
+def main() -> int:
+    mode = sys.argv[1]
+
+    def load(_name: str) -> type:
+        from constellation import ServiceError
+        from satellites.sputnik import Sputnik
+
+        if mode == "other-type":
+
+            class Other(Sputnik):
+                satellite_type = "Other"
+
+            return Other
+        if mode == "start-fails":
+
+            class Broken(Sputnik):
+                async def start(self) -> None:
+                    raise ServiceError("start refused by the test")
+
+            return Broken
+        if mode == "slow-load":
+            print("LOADING", flush=True)
+            time.sleep(60)
+        raise SystemExit(f"unknown mode {mode!r}")
+
+    cli.load_satellite_type = load  # type: ignore[assignment]
+    return cli.main(["Sputnik", *sys.argv[2:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""`constellation.launch` without multicast: pre-bound ports adopted by the runtime, early beacons sent
+to a unicast loopback target, lazy package exports, and what the announcing phase may import."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import zmq
+import zmq.asyncio
+
+from constellation import Satellite
+from constellation.launch import SERVICES, EarlyOffer, Prebound, prebind_host
+from protocols import chirp, chp, cscp
+from protocols.chirp import MessageType, ServiceId
+from protocols.lazy import lazy_exports
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_prebind_host() -> None:
+    assert prebind_host("*") == "0.0.0.0"
+    assert prebind_host("127.0.0.1") == "127.0.0.1"
+    for unresolvable in ("lo", "eth0", "localhost", "::1", "[::1]", ""):
+        assert prebind_host(unresolvable) is None  # libzmq resolves these itself
+
+
+def test_prebound_ports_listen_before_any_zmq_socket_exists() -> None:
+    bound = Prebound("127.0.0.1", {})
+    try:
+        assert set(bound.ports) == set(SERVICES)
+        assert len(set(bound.ports.values())) == 3
+        for port in bound.ports.values():
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()  # the kernel accepts
+    finally:
+        bound.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", bound.ports["cmd"]), timeout=2)
+
+
+def test_prebound_port_in_use_names_key_and_port_and_keeps_nothing_open() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            free_port = free.getsockname()[1]
+        with pytest.raises(OSError, match=rf"cannot bind hb port {port} on 127\.0\.0\.1"):
+            Prebound("127.0.0.1", {"cmd": free_port, "hb": port})
+    with socket.socket() as again:  # the cmd listener made before the failure was closed
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", free_port))
+
+
+def test_take_moves_ownership() -> None:
+    bound = Prebound("127.0.0.1", {})
+    fds = bound.take()
+    bound.close()  # owns nothing any more: must not close the taken descriptors
+    try:
+        for fd in fds.values():
+            os.fstat(fd)
+            assert socket.socket(fileno=os.dup(fd)).getsockname()[0] == "127.0.0.1"
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+async def test_satellite_adopts_listeners_and_answers_a_request_sent_before_it_started() -> None:
+    bound = Prebound("127.0.0.1", {})
+    ports = dict(bound.ports)
+    ctx = zmq.asyncio.Context()
+    req = ctx.socket(zmq.REQ)
+    req.setsockopt(zmq.LINGER, 0)
+    req.connect(f"tcp://127.0.0.1:{ports['cmd']}")
+    await req.send_multipart(cscp.encode(cscp.request("Ctl.early", "get_name")))  # waits in the backlog
+    sat = Satellite(
+        "Early", "g", bind="127.0.0.1", discovery=(), listen_fds=bound.take(),
+        cmd_port=ports["cmd"], hb_port=ports["hb"], mon_port=ports["mon"],
+    )  # fmt: skip
+    try:
+        async with sat, asyncio.timeout(5):
+            assert sat.ports == ports
+            reply = cscp.decode(await req.recv_multipart())
+            assert reply.verb_type is cscp.VerbType.SUCCESS
+            assert reply.verb == "Satellite.Early"
+            sub = ctx.socket(zmq.SUB)  # the heartbeat listener was adopted too
+            sub.setsockopt(zmq.LINGER, 0)
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            sub.connect(f"tcp://127.0.0.1:{ports['hb']}")
+            assert chp.decode(await sub.recv_multipart()).sender == "Satellite.Early"
+    finally:
+        ctx.destroy(0)
+    for port in ports.values():  # closed with the satellite: the ports are free again
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+
+
+async def test_listeners_of_a_satellite_that_never_started_are_closed() -> None:
+    bound = Prebound("127.0.0.1", {})
+    port = bound.ports["cmd"]
+    sat = Satellite("Never", "g", bind="127.0.0.1", discovery=(), listen_fds=bound.take(), cmd_port=port)
+    await sat.aclose()
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+
+
+def _unicast_receiver() -> socket.socket:
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(3)
+    return rx
+
+
+def test_early_offer_sends_the_runtime_beacons_and_withdraw_departs_them() -> None:
+    ports = {"cmd": 40001, "hb": 40002, "mon": 40003}
+    with _unicast_receiver() as rx:
+        early = EarlyOffer("Grp", "Sputnik.One", ["127.0.0.1"], ports, target=rx.getsockname())
+        offers = [chirp.decode(rx.recv(64)) for _ in range(3)]
+        assert early.open
+        early.withdraw()
+        departs = [chirp.decode(rx.recv(64)) for _ in range(3)]
+        assert not early.open
+    for kind, beacons in ((MessageType.OFFER, offers), (MessageType.DEPART, departs)):
+        assert {(b.service, b.port) for b in beacons} == {
+            (ServiceId.CONTROL, 40001),
+            (ServiceId.HEARTBEAT, 40002),
+            (ServiceId.MONITORING, 40003),
+        }
+        for b in beacons:
+            assert b.type is kind
+            assert b.group_id == chirp.group_id("grp")
+            assert b.host_id == chirp.host_id("sputnik.one")
+
+
+def test_early_offer_close_keeps_the_offers_standing() -> None:
+    with _unicast_receiver() as rx:
+        early = EarlyOffer("Grp", "Sputnik.One", ["127.0.0.1"], {"cmd": 1}, target=rx.getsockname())
+        assert chirp.decode(rx.recv(64)).type is MessageType.OFFER
+        early.close()
+        early.withdraw()  # closed: sends nothing
+        rx.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            rx.recv(64)
+
+
+def test_lazy_exports_load_on_first_use_and_cache() -> None:
+    import types
+
+    pkg = types.ModuleType("lazy_pkg_under_test")
+    sys.modules[pkg.__name__] = pkg
+    try:
+        getattr_, dir_ = lazy_exports(pkg.__name__, {"chirp": "protocols.chirp", "encode": "protocols.chirp"})
+        assert getattr_("chirp") is chirp
+        assert getattr_("encode") is chirp.encode
+        assert vars(pkg)["encode"] is chirp.encode  # cached: the next lookup does not come here
+        assert {"chirp", "encode"} <= set(dir_())
+        with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+            getattr_("nope")
+    finally:
+        del sys.modules[pkg.__name__]
+
+
+def test_package_exports_resolve() -> None:
+    import constellation
+    import constellation.discovery
+    import protocols
+
+    for module in (constellation, constellation.discovery, protocols):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, (module.__name__, name)
+
+
+ANNOUNCE_PHASE = """
+import sys
+from constellation import cli
+parser, settings, explicit = cli._parse(["Sputnik", "-n", "One", "-g", "grp", "--bind", "127.0.0.1"])
+import constellation.launch, constellation.discovery.interfaces
+heavy = sorted(m for m in ("zmq", "asyncio", "msgpack", "psutil", "zeroconf", "importlib.metadata",
+                           "satellites.sputnik", "constellation.satellite", "pkgutil", "typing")
+               if m in sys.modules)
+print(",".join(heavy) or "none")
+"""
+
+
+def test_announcing_phase_imports_only_the_standard_library_basics() -> None:
+    """The budget behind 'seen within 0.1 s': everything up to the early OFFER stays this light."""
+    out = subprocess.run([sys.executable, "-c", ANNOUNCE_PHASE], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "none"

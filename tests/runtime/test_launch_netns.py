@@ -1,0 +1,178 @@
+"""`satellite-run` announces itself before its runtime has loaded, and never leaves a false announcement
+behind (inside the namespace: CHIRP multicast on loopback)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from protocols import chirp, cscp
+from protocols.chirp import Beacon, MessageType, ServiceId
+from tests.conftest import require_netns
+from tests.harness import Proc, loopback_chirp_socket, wait_until
+
+pytestmark = [pytest.mark.netns, pytest.mark.timeout(90)]
+
+SATELLITE_RUN = str(Path(sys.executable).parent / "satellite-run")
+VARIANTS = str(Path(__file__).with_name("launch_variants.py"))
+READY = r"^READY (\S+) cmd=(\d+) hb=(\d+) mon=(\d+)$"
+SERVICES = {ServiceId.CONTROL, ServiceId.HEARTBEAT, ServiceId.MONITORING}
+
+
+class Beacons:
+    """Every CHIRP beacon of one group seen on loopback, in arrival order, stamped (monotonic)."""
+
+    def __init__(self, group: str) -> None:
+        require_netns()
+        self.group_id = chirp.group_id(group)
+        self.seen: list[tuple[float, Beacon]] = []
+        self._sock = loopback_chirp_socket()
+        self._sock.settimeout(0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self._sock.recv(2048)
+            except TimeoutError:
+                continue
+            try:
+                beacon = chirp.decode(data)
+            except ValueError:
+                continue
+            if beacon.group_id == self.group_id:
+                self.seen.append((time.monotonic(), beacon))
+
+    def of(self, name: str, kind: MessageType | None = None) -> list[Beacon]:
+        host = chirp.host_id(name)
+        return [b for _, b in list(self.seen) if b.host_id == host and (kind is None or b.type is kind)]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+
+
+@pytest.fixture
+def beacons(group: str) -> Iterator[Beacons]:
+    b = Beacons(group)
+    yield b
+    b.close()
+
+
+def services(bs: list[Beacon]) -> dict[ServiceId, int]:
+    return {b.service: b.port for b in bs}
+
+
+def test_offer_comes_before_ready_and_a_command_sent_on_it_is_answered(
+    spawn: Callable[..., Proc], group: str, beacons: Beacons
+) -> None:
+    ctx = zmq.Context()
+    try:
+        req = ctx.socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        req.setsockopt(zmq.RCVTIMEO, 5000)
+        proc = subprocess.Popen(
+            [SATELLITE_RUN, "Sputnik", "-n", "Early", "-g", group], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            wait_until(lambda: beacons.of("Sputnik.Early", MessageType.OFFER), timeout=10)
+            offers = services(beacons.of("Sputnik.Early", MessageType.OFFER))
+            req.connect(f"tcp://127.0.0.1:{offers[ServiceId.CONTROL]}")  # at once, on the first OFFER
+            req.send_multipart(cscp.encode(cscp.request("Ctl.t", "get_name")))
+            assert cscp.decode(req.recv_multipart()).verb == "Sputnik.Early"
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.startswith("READY Sputnik.Early")
+            wait_until(lambda: set(services(beacons.of("Sputnik.Early", MessageType.OFFER))) == SERVICES)
+            ports = dict(part.split("=") for part in line.split()[2:])
+            assert services(beacons.of("Sputnik.Early", MessageType.OFFER)) == {
+                ServiceId.CONTROL: int(ports["cmd"]),
+                ServiceId.HEARTBEAT: int(ports["hb"]),
+                ServiceId.MONITORING: int(ports["mon"]),
+            }
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    finally:
+        ctx.destroy(0)
+    wait_until(lambda: set(services(beacons.of("Sputnik.Early", MessageType.DEPART))) == SERVICES)
+
+
+def test_unknown_type_and_taken_port_announce_nothing(group: str, beacons: Beacons) -> None:
+    bad = subprocess.run(
+        [SATELLITE_RUN, "Sputnk", "-n", "A", "-g", group], capture_output=True, text=True, timeout=30
+    )
+    assert bad.returncode == 2
+    assert "unknown satellite type 'Sputnk'" in bad.stderr
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = subprocess.run(
+            [SATELLITE_RUN, "Sputnik", "-n", "B", "-g", group, "--mon-port", port],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert busy.returncode == 1
+    assert f"cannot bind mon port {port}" in busy.stderr
+    # A control satellite started afterwards is seen: had the two above announced, it would be too.
+    ok = subprocess.Popen([SATELLITE_RUN, "Sputnik", "-n", "C", "-g", group, "--discovery", "chirp"])
+    try:
+        wait_until(lambda: beacons.of("Sputnik.C", MessageType.OFFER), timeout=15)
+    finally:
+        ok.terminate()
+        ok.wait(10)
+    assert not beacons.of("Sputnk.A")
+    assert not beacons.of("Sputnik.A")
+    assert not beacons.of("Sputnik.B")
+
+
+def test_class_naming_another_type_withdraws_the_early_offer(
+    spawn: Callable[..., Proc], group: str, beacons: Beacons
+) -> None:
+    proc = spawn(sys.executable, VARIANTS, "other-type", "-n", "Twin", "-g", group, ready=READY, timeout=20)
+    assert proc.ready is not None
+    assert proc.ready.group(1) == "Other.Twin"
+    wait_until(lambda: set(services(beacons.of("Other.Twin", MessageType.OFFER))) == SERVICES)
+    early = beacons.of("Sputnik.Twin")
+    assert [b.type for b in early] == [MessageType.OFFER] * 3 + [MessageType.DEPART] * 3
+    assert services(early[:3]) == services(early[3:]) == services(beacons.of("Other.Twin", MessageType.OFFER))
+
+
+def test_failed_start_departs_the_early_offer(group: str, beacons: Beacons) -> None:
+    res = subprocess.run(
+        [sys.executable, VARIANTS, "start-fails", "-n", "Bad", "-g", group],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert res.returncode == 1
+    assert "start refused by the test" in res.stderr
+    wait_until(lambda: len(beacons.of("Sputnik.Bad")) == 6, timeout=5)
+    kinds = [b.type for b in beacons.of("Sputnik.Bad")]
+    assert kinds == [MessageType.OFFER] * 3 + [MessageType.DEPART] * 3
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_before_the_runtime_departs_the_early_offer(
+    spawn: Callable[..., Proc], group: str, beacons: Beacons, sig: int
+) -> None:
+    proc = spawn(
+        sys.executable, VARIANTS, "slow-load", "-n", "Slow", "-g", group, ready=r"^LOADING$", timeout=20
+    )
+    wait_until(lambda: len(beacons.of("Sputnik.Slow", MessageType.OFFER)) == 3, timeout=5)
+    proc.signal(sig)
+    assert proc.wait(10) == 0
+    wait_until(lambda: len(beacons.of("Sputnik.Slow", MessageType.DEPART)) == 3, timeout=5)
