@@ -35,11 +35,21 @@ def pack_timestamp(time_ns: int) -> bytes:
 
 
 class LogEncoder:
+    """Frames of CMDP log messages from one sender; `MonitoringPublisher._flush` inlines `encode`."""
+
     def __init__(self, sender: str) -> None:
-        self._prefix = msgpack.packb("CMDP\x01") + msgpack.packb(sender)
+        self.prefix = msgpack.packb("CMDP\x01") + msgpack.packb(sender)
         # Used only by the publisher's task (a Packer is not shareable between threads).
-        self._pack = msgpack.Packer(use_bin_type=True, datetime=True).pack
-        self._topics: dict[tuple[cmdp.Level, str], bytes] = {}
+        self.pack = msgpack.Packer(use_bin_type=True, datetime=True).pack
+        #: (level, topic) -> topic frame, filled by `topic`
+        self.topics: dict[tuple[cmdp.Level, str], bytes] = {}
+
+    def topic(self, level: cmdp.Level, topic: str) -> bytes:
+        """The topic frame ``LOG/<LEVEL>/<TOPIC>`` (remembered for up to 1024 pairs)."""
+        frame = f"LOG/{cmdp.Level(level).name}/{topic}".encode()
+        if len(self.topics) < 1024:
+            self.topics[(level, topic)] = frame
+        return frame
 
     def encode(
         self, level: cmdp.Level, topic: str, text: str, tags: dict[str, Any] | bytes, time_ns: int
@@ -48,11 +58,7 @@ class LogEncoder:
 
         `tags` is the tag map, or its msgpack encoding (`bytes`, sent as is).
         """
-        packed = tags if isinstance(tags, bytes) else self._pack(tags)
-        header = self._prefix + pack_timestamp(time_ns) + packed
-        frame = self._topics.get((level, topic))
-        if frame is None:
-            frame = f"LOG/{cmdp.Level(level).name}/{topic}".encode()
-            if len(self._topics) < 1024:
-                self._topics[(level, topic)] = frame
+        packed = tags if isinstance(tags, bytes) else self.pack(tags)
+        header = self.prefix + pack_timestamp(time_ns) + packed
+        frame = self.topics.get((level, topic)) or self.topic(level, topic)
         return [frame, header, text.encode("utf-8", "replace")]

@@ -22,7 +22,7 @@ import zmq.asyncio
 
 from protocols import EncodeError, cmdp
 
-from .fastwire import LogEncoder
+from .fastwire import LogEncoder, pack_timestamp
 
 __all__ = ["CmdpLogHandler", "MonitoringPublisher", "topic_component"]
 
@@ -155,17 +155,26 @@ class MonitoringPublisher:
 
     def _flush(self, limit: int) -> None:
         # The frames go out with the socket's base `send` (bytes only, flags given): `send_multipart`
-        # and the pyzmq sugar layer cost more than libzmq's send of a small frame (about 3x).
+        # and the pyzmq sugar layer cost more than libzmq's send of a small frame (about 3x). Log records
+        # are encoded here as `LogEncoder.encode` does, inlined: the call and its argument tuple cost
+        # ~0.15 us a record, a tenth of the whole send. Every frame is built before the first is sent.
         send = super(zmq.Socket, self._sync_sock).send
         more = zmq.SNDMORE | zmq.NOBLOCK
         last = zmq.NOBLOCK
-        encode_log = self._log_encoder.encode
+        encoder = self._log_encoder
+        prefix, topics, pack = encoder.prefix, encoder.topics, encoder.pack
         queue = self._queue
         sent = 0
         for _ in range(min(limit, len(queue))):
             msg = queue.popleft()
             try:
-                topic, header, payload = encode_log(*msg) if isinstance(msg, tuple) else cmdp.encode(msg)
+                if type(msg) is tuple:
+                    level, component, text, tags, time_ns = msg
+                    topic = topics.get((level, component)) or encoder.topic(level, component)
+                    header = prefix + pack_timestamp(time_ns) + (tags if type(tags) is bytes else pack(tags))
+                    payload = text.encode("utf-8", "replace")
+                else:
+                    topic, header, payload = cmdp.encode(msg)
                 send(topic, more)
                 send(header, more)
                 send(payload, last)

@@ -49,8 +49,9 @@ _PLAIN = frozenset((int, float, str, bytes, bool, type(None)))  # argument types
 _getframe = sys._getframe
 #: (python level, component) -> (wire level, topic component, topic bytes).
 _routes: dict[tuple[int, str], tuple[cmdp.Level, str, bytes]] = {}
-#: pathname -> (filename, module), as LogRecord derives them.
-_names: dict[str, tuple[str, str]] = {}
+#: pathname -> (filename, module, skipped by findCaller), as LogRecord and findCaller derive them.
+_names: dict[str, tuple[str, str, bool]] = {}
+_names_srcfile: str | None = None  # the `logging._srcfile` that `_names` was made with
 #: all tag values -> their msgpack map (the key is the whole content: an entry cannot go stale).
 _packed: dict[tuple[Any, ...], bytes] = {}
 
@@ -133,7 +134,8 @@ class SatelliteLog(logging.LoggerAdapter[logging.Logger]):
             # msgpack refuses a tag (a lone surrogate in a thread name or path): the normal path, where
             # the publisher drops that one message, as it always did, instead of raising into the caller
             return False
-        publisher.push((wire_level, component, message(msg, args), tags, now_ns()))
+        # the record time as the handler sends it (`LogRecord.created` is `time.time()`), inlined
+        publisher.push((wire_level, component, message(msg, args), tags, int(time.time() * 1_000_000) * 1000))
         return True
 
 
@@ -171,32 +173,18 @@ def _sole_handler(logger: logging.Logger, level: int, satellite: object) -> Cmdp
     return found
 
 
-def _caller(depth: int) -> tuple[str, str, str, int, str]:
-    """(pathname, filename, module, lineno, funcName) of the frame `Logger.findCaller` would pick.
-
-    `depth` frames up from our caller is the logging call's caller; frames of the logging module
-    (and importlib's bootstrap) are skipped as `findCaller` does.
-    """
-    f: FrameType = _getframe(depth + 1)
-    srcfile = logging._srcfile
-    while True:
-        fn = f.f_code.co_filename
-        if not (fn == srcfile or ("importlib" in fn and "_bootstrap" in fn)):
-            break
-        back = f.f_back
-        if back is None:
-            break
-        f = back
-    names = _names.get(fn)
-    if names is None:
-        try:
-            filename = os.path.basename(fn)
-            names = (filename, os.path.splitext(filename)[0])
-        except (TypeError, ValueError, AttributeError):
-            names = (fn, "Unknown module")
-        if len(_names) < 4096:
-            _names[fn] = names
-    return fn, names[0], names[1], f.f_lineno, f.f_code.co_name
+def _file_names(fn: str) -> tuple[str, str, bool]:
+    """(filename, module, skipped) for a code file name, as LogRecord and `findCaller` derive them."""
+    try:
+        filename = os.path.basename(fn)
+        names = (filename, os.path.splitext(filename)[0])
+    except (TypeError, ValueError, AttributeError):
+        names = (fn, "Unknown module")
+    skipped = fn == logging._srcfile or ("importlib" in fn and "_bootstrap" in fn)
+    if len(_names) >= 4096:
+        _names.clear()
+    entry = _names[fn] = (*names, skipped)
+    return entry
 
 
 def message(msg: object, args: tuple[object, ...]) -> str:
@@ -215,8 +203,27 @@ def message(msg: object, args: tuple[object, ...]) -> str:
 
 
 def packed_tags(depth: int) -> bytes:
-    """The msgpack of `record_tags(record)` for a record made by the logging call `depth` frames up."""
-    pathname, filename, module, lineno, func = _caller(depth + 1)
+    """The msgpack of `record_tags(record)` for a record made by the logging call `depth` frames up.
+
+    The caller is the frame `Logger.findCaller` would pick: `depth` frames up, past frames of the
+    logging module (and importlib's bootstrap).
+    """
+    global _names_srcfile
+    if logging._srcfile is not _names_srcfile:  # the "skipped" flags depend on it
+        _names.clear()
+        _names_srcfile = logging._srcfile
+    f: FrameType = _getframe(depth + 1)
+    while True:
+        pathname = f.f_code.co_filename
+        names = _names.get(pathname) or _file_names(pathname)
+        if not names[2]:
+            break
+        back = f.f_back
+        if back is None:
+            break
+        f = back
+    filename, module, _ = names
+    lineno, func = f.f_lineno, f.f_code.co_name
     if logging.logThreads:
         thread: int | None = _get_ident()
         thread_name: str | None = _current_thread().name
@@ -262,8 +269,3 @@ def _forked() -> None:
 
 
 os.register_at_fork(after_in_child=_forked)
-
-
-def now_ns() -> int:
-    """The record time as the handler sends it (`LogRecord.created` is `time.time()`)."""
-    return int(time.time() * 1_000_000) * 1000

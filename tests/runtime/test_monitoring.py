@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
+import msgpack
 import zmq
 
 from constellation import Satellite, StopToken, metric
+from constellation.monitoring import MonitoringPublisher
 from protocols import cmdp
 from tests.harness import eventually
 from tests.runtime.conftest import MonitorSub, wait_state
@@ -180,3 +183,34 @@ async def test_one_off_metric_from_a_hook_thread(make_satellite, client, zctx) -
             seen[type(msg)] = msg
     value = seen[cmdp.Metric]
     assert (value.name, value.value, value.unit) == ("VOLTAGE", 4.5, "V")  # type: ignore[attr-defined]
+
+
+async def test_unencodable_record_is_dropped_whole_between_good_ones(zctx) -> None:
+    """Every frame of a message is built before the first is sent: a record whose tags msgpack refuses
+    (from the handler path, tags as a dict) is dropped alone; the messages around it arrive intact."""
+    xpub = zctx.socket(zmq.XPUB)
+    xpub.setsockopt(zmq.LINGER, 0)
+    port = xpub.bind_to_random_port("tcp://127.0.0.1")
+    pub = MonitoringPublisher(xpub, "Satellite.T")
+    task = asyncio.create_task(pub.run())
+    sub = MonitorSub(zctx, port)
+    try:
+        sub.subscribe(b"LOG/INFO")
+        await eventually(lambda: pub.wants(b"LOG/INFO/X"))
+        ns = 1_763_800_000_123_456_000
+        packed = msgpack.packb({"lineno": 1})
+        pub.push((cmdp.Level.INFO, "X", "first", packed, ns))
+        pub.push((cmdp.Level.INFO, "X", "bad", {"obj": object()}, ns))  # msgpack raises TypeError
+        pub.push((cmdp.Level.INFO, "X", "bad \udcff text", {"n": 2**70}, ns))  # OverflowError
+        pub.push((cmdp.Level.INFO, "X", "last \udcff", {"lineno": 2}, ns))  # a lone surrogate: "?"
+        first, last = await sub.next(), await sub.next()
+        assert isinstance(first, cmdp.LogMessage)
+        assert isinstance(last, cmdp.LogMessage)
+        assert (first.text, dict(first.tags), first.time_ns) == ("first", {"lineno": 1}, ns)
+        assert (last.text, dict(last.tags)) == ("last ?", {"lineno": 2})
+        await eventually(lambda: pub.sent == 2)
+        assert not await sub.sock.poll(100)  # nothing else (no stray frame of the dropped ones)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
