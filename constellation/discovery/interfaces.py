@@ -2,11 +2,11 @@
 
 The address list always starts with ``127.0.0.1``. Named interfaces (case-insensitive; an IPv4 address
 of a usable interface is accepted too) add their first IPv4 address. With no names, every interface that
-is up, has an IPv4 address and is multicast-capable (loopback always counts) is used. Duplicates are
-removed, order is kept. Enumeration sees the current network namespace (never ``/sys/class/net``): on
-Linux with the interface ioctls (`SIOCGIFFLAGS`, `SIOCGIFADDR`) on a throw-away socket, which takes well
-under a millisecond where importing psutil takes 30 ms of a satellite's first 0.1 s
-(`constellation.launch`); elsewhere with psutil.
+is running (up, with a carrier), has an IPv4 address and is multicast-capable (loopback always counts)
+is used. Duplicates are removed, order is kept. Enumeration sees the current network namespace (never
+``/sys/class/net``): on Linux with the interface ioctls (`SIOCGIFFLAGS`, `SIOCGIFADDR`) on a throw-away
+socket, which takes well under a millisecond where importing psutil takes 30 ms of a satellite's first
+0.1 s (`constellation.launch`); elsewhere with psutil.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def usable_interfaces() -> dict[str, str]:
 # <linux/sockios.h> and <net/if.h>
 _SIOCGIFFLAGS = 0x8913
 _SIOCGIFADDR = 0x8915
-_IFF_UP = 0x1
 _IFF_LOOPBACK = 0x8
+_IFF_RUNNING = 0x40  # up with a carrier: psutil's (and so 1.0.2's) `isup`
 _IFF_MULTICAST = 0x1000
 _IFREQ = struct.Struct("16s16x")  # struct ifreq: the name, then a 16-byte union (flags or sockaddr_in)
 
@@ -46,7 +46,7 @@ def _usable_linux() -> dict[str, str]:
             request = _IFREQ.pack(name.encode())
             try:
                 flags = struct.unpack_from("H", fcntl.ioctl(sock, _SIOCGIFFLAGS, request), 16)[0]
-                if not flags & _IFF_UP or not flags & (_IFF_MULTICAST | _IFF_LOOPBACK):
+                if not flags & _IFF_RUNNING or not flags & (_IFF_MULTICAST | _IFF_LOOPBACK):
                     continue
                 addr = fcntl.ioctl(sock, _SIOCGIFADDR, request)  # EADDRNOTAVAIL: no IPv4 address
             except OSError:
@@ -97,6 +97,6 @@ def select_addresses(
             else:
                 known = ", ".join(f"{n} ({a})" for n, a in sorted(usable.items())) or "none"
                 raise UnknownInterface(
-                    f"{wanted!r} is not an up, multicast-capable IPv4 interface; usable: {known}"
+                    f"{wanted!r} is not a running, multicast-capable IPv4 interface; usable: {known}"
                 )
     return tuple(dict.fromkeys(selected))

@@ -1,6 +1,7 @@
 """The Linux interface enumeration (ioctls) agrees with psutil's, on interfaces of every kind that
-matters: up or down, multicast or not, one or two IPv4 addresses, none. Runs in a fresh namespace of
-its own (nested), so the interfaces it creates are seen by no other test."""
+matters: up or down, running (carrier) or not, multicast or not, one or two IPv4 addresses, an alias,
+none. Runs in a fresh namespace of its own (nested), so the interfaces it creates are seen by no other
+test."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ ip addr add 10.9.9.9/24 dev va && ip addr add 10.9.6.6/24 dev va
 ip link add vc type veth peer name vd && ip link set vc up && ip link set vd up
 ip link set vc multicast off && ip addr add 10.9.8.8/24 dev vc
 ip link add ve type veth peer name vf && ip addr add 10.9.5.5/24 dev ve
+ip link add vg type veth peer name vh && ip link set vg up && ip addr add 10.9.4.4/24 dev vg
+ip addr add 10.9.3.3/24 dev va label va:1
 exec "$@"
 """
 CHECK = """
@@ -51,4 +54,6 @@ def test_ioctl_enumeration_matches_psutil() -> None:
     assert names["va"] == "10.9.9.9"  # the first address of two
     assert "vc" not in names  # not multicast-capable
     assert "ve" not in names  # down
-    assert not {"vb", "vd", "vf"} & set(names)  # no IPv4 address
+    assert "vg" not in names  # up but not running (its peer is down): 1.0.2 (psutil `isup`) skips it
+    assert "va:1" not in names  # an alias is an address of va, not an interface
+    assert not {"vb", "vd", "vf", "vh"} & set(names)  # no IPv4 address
