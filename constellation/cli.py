@@ -342,13 +342,20 @@ async def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser, settings, explicit = _parse(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # until the runtime's handlers: leave through `finally`
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # until the runtime's handlers: leave by `finally`
+    # SIGINT and SIGTERM are held while the early OFFERs go out (and while they are departed): raised in
+    # between, they would leave an OFFER that nothing departs. A held signal is raised at the unblock,
+    # inside the `try` below.
+    unheld = signal.pthread_sigmask(signal.SIG_BLOCK, _EXIT_SIGNALS)
+    prebound: Prebound | None = None
+    early: EarlyOffer | None = None
     try:
-        prebound, early = _announce(settings)
-    except OSError as exc:
-        print(f"satellite-run: {exc}", file=sys.stderr)
-        return 1
-    try:
+        try:
+            prebound, early = _announce(settings)
+        except OSError as exc:
+            print(f"satellite-run: {exc}", file=sys.stderr)
+            return 1
+        signal.pthread_sigmask(signal.SIG_SETMASK, unheld)
         cls, resolved = _resolve_type(parser, settings, explicit)
         if prebound is not None:
             resolved = dataclasses.replace(
@@ -370,16 +377,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # SIGINT or SIGTERM before the runtime's signal handlers were installed
         code = 0
     finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _EXIT_SIGNALS)
         if early is not None and early.open:
             early.withdraw()  # the satellite never came up: no peer may keep it
         if prebound is not None:
             prebound.close()
+        if previous is not None:  # None: a handler not set from Python, which cannot be put back
+            signal.signal(signal.SIGTERM, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, unheld)  # a signal held meanwhile acts as it would have
     # A hook stuck in a worker thread must not keep the process alive after a clean shutdown.
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+_EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _interrupt(signum: int, frame: object) -> None:

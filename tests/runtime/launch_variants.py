@@ -4,19 +4,34 @@
 
 MODE: ``other-type`` (the class names the type ``Other``, unlike its entry point), ``start-fails``
 (the runtime's start raises a ServiceError), ``slow-load`` (loading the class hangs: a signal arrives
-between the early announcement and the runtime).
+between the early announcement and the runtime), ``sigterm-on-offer`` and ``sigint-on-offer`` (the
+signal arrives the moment the early OFFERs are out, before `constellation.launch` has returned).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 
-from constellation import cli
+from constellation import cli, launch
+from protocols.chirp import MessageType
 
 
 def main() -> int:
     mode = sys.argv[1]
+
+    if mode in ("sigterm-on-offer", "sigint-on-offer"):
+        sig = signal.SIGTERM if mode == "sigterm-on-offer" else signal.SIGINT
+        emit = launch.EarlyOffer._emit
+
+        def emit_then_signal(self: launch.EarlyOffer, kind: MessageType) -> None:
+            emit(self, kind)
+            if kind is MessageType.OFFER:
+                os.kill(os.getpid(), sig)
+
+        launch.EarlyOffer._emit = emit_then_signal  # type: ignore[method-assign]
 
     def load(_name: str) -> type:
         from constellation import ServiceError

@@ -176,3 +176,19 @@ def test_signal_before_the_runtime_departs_the_early_offer(
     proc.signal(sig)
     assert proc.wait(10) == 0
     wait_until(lambda: len(beacons.of("Sputnik.Slow", MessageType.DEPART)) == 3, timeout=5)
+
+
+@pytest.mark.parametrize("mode", ["sigterm-on-offer", "sigint-on-offer"])
+def test_signal_while_the_offer_goes_out_departs_it(group: str, beacons: Beacons, mode: str) -> None:
+    """The signal lands inside `constellation.launch`, after the OFFERs are sent and before the caller
+    holds the object that can depart them."""
+    res = subprocess.run(
+        [sys.executable, VARIANTS, mode, "-n", "Jumpy", "-g", group],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert res.returncode == 0, res.stderr
+    wait_until(lambda: len(beacons.of("Sputnik.Jumpy")) == 6, timeout=5)
+    kinds = [b.type for b in beacons.of("Sputnik.Jumpy")]
+    assert kinds == [MessageType.OFFER] * 3 + [MessageType.DEPART] * 3
