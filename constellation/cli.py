@@ -311,30 +311,37 @@ async def serve(
 
     if cls is None:
         cls = load_satellite_type(settings.satellite_type)
-    sat = cls(
-        settings.name,
-        settings.group,
-        type_name=settings.type_name,
-        interfaces=settings.interfaces,
-        cmd_port=settings.cmd_port,
-        hb_port=settings.hb_port,
-        mon_port=settings.mon_port,
-        bind=settings.bind,
-        discovery=settings.discovery,
-        listen_fds=listen_fds,
-    )
+    try:
+        sat = cls(
+            settings.name,
+            settings.group,
+            type_name=settings.type_name,
+            interfaces=settings.interfaces,
+            cmd_port=settings.cmd_port,
+            hb_port=settings.hb_port,
+            mon_port=settings.mon_port,
+            bind=settings.bind,
+            discovery=settings.discovery,
+            listen_fds=listen_fds,
+        )
+    except BaseException:
+        for fd in (listen_fds or {}).values():  # ours again: no satellite holds them
+            os.close(fd)
+        raise
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sat.request_exit)
     try:
-        async with sat:
-            if early is not None:
-                early.close()  # the satellite's discovery has made the same offers: it departs them
-            p = sat.ports
-            print(f"READY {sat.name} cmd={p['cmd']} hb={p['hb']} mon={p['mon']}", flush=True)
-            await sat.wait_closed()
-            sat._ctrl_log.info("Satellite %s leaving", sat.name)
+        # Not `async with`: its exit would not run when `start` fails, leaving the listeners open.
+        await sat.start()
+        if early is not None:
+            early.close()  # the satellite's discovery has made the same offers: it departs them
+        p = sat.ports
+        print(f"READY {sat.name} cmd={p['cmd']} hb={p['hb']} mon={p['mon']}", flush=True)
+        await sat.wait_closed()
+        sat._ctrl_log.info("Satellite %s leaving", sat.name)
     finally:
+        await sat.aclose()  # idempotent; closes what a failed start left open
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return 0

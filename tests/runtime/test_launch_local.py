@@ -8,12 +8,13 @@ import os
 import socket
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import zmq
 import zmq.asyncio
 
-from constellation import Satellite
+from constellation import Satellite, ServiceError, cli
 from constellation.launch import SERVICES, EarlyOffer, Prebound, prebind_host
 from protocols import chirp, chp, cscp
 from protocols.chirp import MessageType, ServiceId
@@ -194,3 +195,48 @@ def test_announcing_phase_imports_only_the_standard_library_basics() -> None:
     out = subprocess.run([sys.executable, "-c", ANNOUNCE_PHASE], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "none"
+
+
+def _free_again(ports: dict[str, int]) -> bool:
+    """Every port can be bound again: no listener (ours or libzmq's) is left open on it."""
+    for port in ports.values():
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def _settings(ports: dict[str, int]) -> cli.Settings:
+    return cli.Settings(
+        satellite_type="Sputnik", type_name="Sputnik", name="Leak", group="g", bind="127.0.0.1",
+        discovery=(), cmd_port=ports["cmd"], hb_port=ports["hb"], mon_port=ports["mon"],
+    )  # fmt: skip
+
+
+class _RefusesToStart(Satellite):
+    async def start(self) -> None:
+        raise ServiceError("refused before binding")
+
+
+class _HalfStarts(Satellite):
+    async def start(self) -> None:
+        await super().start()
+        raise ServiceError("refused after binding")
+
+
+class _BadInit(Satellite):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        raise ValueError("bad init")
+
+
+@pytest.mark.parametrize("cls", [_RefusesToStart, _HalfStarts, _BadInit])
+async def test_serve_closes_the_adopted_listeners_when_the_satellite_fails_to_come_up(cls: type) -> None:
+    bound = Prebound("127.0.0.1", {})
+    ports = dict(bound.ports)
+    with pytest.raises((ServiceError, ValueError)):
+        await cli.serve(_settings(ports), cls, listen_fds=bound.take())
+    assert _free_again(ports)
