@@ -214,7 +214,8 @@ class Satellite:
                 sock.setsockopt(zmq.USE_FD, fd)  # bind() adopts the listening socket (address ignored)
                 sock.bind(f"tcp://{self._bind}:{self._ports[key]}")
                 fd = None  # libzmq's listener owns and closes it now
-                self.ports[key] = self._ports[key]
+                endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)  # the descriptor's own port
+                self.ports[key] = int(bytes(endpoint).rpartition(b":")[2])
             elif self._ports[key]:
                 sock.bind(f"tcp://{self._bind}:{self._ports[key]}")
                 self.ports[key] = self._ports[key]

@@ -240,3 +240,11 @@ async def test_serve_closes_the_adopted_listeners_when_the_satellite_fails_to_co
     with pytest.raises((ServiceError, ValueError)):
         await cli.serve(_settings(ports), cls, listen_fds=bound.take())
     assert _free_again(ports)
+
+
+async def test_adopted_listener_reports_its_own_port_whatever_port_was_asked() -> None:
+    bound = Prebound("127.0.0.1", {})
+    ports = dict(bound.ports)
+    sat = Satellite("Own", "g", bind="127.0.0.1", discovery=(), listen_fds=bound.take(), hb_port=1)
+    async with sat:
+        assert sat.ports == ports  # the descriptor's port, not 0 (none asked) or 1 (another asked)
