@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -122,14 +123,19 @@ def scan_type_name(name: str) -> str | None:
     loaded through it, and an announcement it disagrees with is withdrawn.
     """
     wanted = name.lower()
+    seen: set[str] = set()  # as importlib.metadata: the first distribution of a name shadows the others
     for entry in sys.path:
         try:
-            dists = [d.path for d in os.scandir(entry or ".") if d.name.endswith((".dist-info", ".egg-info"))]
+            dists = [d for d in os.scandir(entry or ".") if d.name.endswith((".dist-info", ".egg-info"))]
         except OSError:
             continue
         for dist in dists:
+            project = re.sub(r"[-_.]+", "_", os.path.splitext(dist.name)[0].partition("-")[0]).lower()
+            if project in seen:
+                continue
+            seen.add(project)
             try:
-                with open(os.path.join(dist, "entry_points.txt"), encoding="utf-8") as f:
+                with open(os.path.join(dist.path, "entry_points.txt"), encoding="utf-8") as f:
                     text = f.read()
             except OSError:
                 continue
