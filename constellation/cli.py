@@ -41,6 +41,7 @@ __all__ = ["Settings", "find_entry_point", "load_satellite_type", "main", "parse
 
 ENTRY_POINT_GROUP = "constellation.satellites"
 GROUP_ENV = "CONSTELLATION_GROUP"
+_EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "STATUS", "CRITICAL")
 _PY_LEVEL = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARNING": 30, "STATUS": 35, "CRITICAL": 40}
 NAME_RULE = (
@@ -355,7 +356,10 @@ async def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser, settings, explicit = _parse(argv)
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # until the runtime's handlers: leave by `finally`
+    # Until the runtime's handlers, both signals raise KeyboardInterrupt at once and leave by `finally`
+    # (for SIGINT, asyncio.run would only cancel its task, which a satellite still being constructed
+    # does not notice).
+    previous = {sig: signal.signal(sig, _interrupt) for sig in _EXIT_SIGNALS}
     # SIGINT and SIGTERM are held while the early OFFERs go out (and while they are departed): raised in
     # between, they would leave an OFFER that nothing departs. A held signal is raised at the unblock,
     # inside the `try` below.
@@ -395,8 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             early.withdraw()  # the satellite never came up: no peer may keep it
         if prebound is not None:
             prebound.close()
-        if previous is not None:  # None: a handler not set from Python, which cannot be put back
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            if handler is not None:  # None: a handler not set from Python, which cannot be put back
+                signal.signal(sig, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, unheld)  # a signal held meanwhile acts as it would have
     # A hook stuck in a worker thread must not keep the process alive after a clean shutdown.
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
@@ -404,9 +409,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
-
-
-_EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _interrupt(signum: int, frame: object) -> None:

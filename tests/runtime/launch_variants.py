@@ -4,8 +4,10 @@
 
 MODE: ``other-type`` (the class names the type ``Other``, unlike its entry point), ``start-fails``
 (the runtime's start raises a ServiceError), ``slow-load`` (loading the class hangs: a signal arrives
-between the early announcement and the runtime), ``sigterm-on-offer`` and ``sigint-on-offer`` (the
-signal arrives the moment the early OFFERs are out, before `constellation.launch` has returned).
+between the early announcement and the runtime), ``slow-init`` (constructing the satellite hangs:
+a signal arrives inside `asyncio.run`, before the runtime's signal handlers), ``sigterm-on-offer``
+and ``sigint-on-offer`` (the signal arrives the moment the early OFFERs are out, before
+`constellation.launch` has returned).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
 from constellation import cli, launch
 from protocols.chirp import MessageType
@@ -50,6 +53,14 @@ def main() -> int:
                     raise ServiceError("start refused by the test")
 
             return Broken
+        if mode == "slow-init":
+
+            class SlowInit(Sputnik):
+                def __init__(self, *args: Any, **kwargs: Any) -> None:
+                    print("CONSTRUCTING", flush=True)
+                    time.sleep(60)
+
+            return SlowInit
         if mode == "slow-load":
             print("LOADING", flush=True)
             time.sleep(60)

@@ -165,13 +165,13 @@ def test_failed_start_departs_the_early_offer(group: str, beacons: Beacons) -> N
     assert kinds == [MessageType.OFFER] * 3 + [MessageType.DEPART] * 3
 
 
+@pytest.mark.parametrize(("mode", "ready"), [("slow-load", r"^LOADING$"), ("slow-init", r"^CONSTRUCTING$")])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_before_the_runtime_departs_the_early_offer(
-    spawn: Callable[..., Proc], group: str, beacons: Beacons, sig: int
+    spawn: Callable[..., Proc], group: str, beacons: Beacons, sig: int, mode: str, ready: str
 ) -> None:
-    proc = spawn(
-        sys.executable, VARIANTS, "slow-load", "-n", "Slow", "-g", group, ready=r"^LOADING$", timeout=20
-    )
+    """While the class loads, or inside `asyncio.run` before the runtime's own signal handlers."""
+    proc = spawn(sys.executable, VARIANTS, mode, "-n", "Slow", "-g", group, ready=ready, timeout=20)
     wait_until(lambda: len(beacons.of("Sputnik.Slow", MessageType.OFFER)) == 3, timeout=5)
     proc.signal(sig)
     assert proc.wait(10) == 0
