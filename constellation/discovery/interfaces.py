@@ -11,6 +11,7 @@ socket, which takes well under a millisecond where importing psutil takes 30 ms 
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import sys
@@ -43,7 +44,7 @@ def _usable_linux() -> dict[str, str]:
     result: dict[str, str] = {}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for _, name in socket.if_nameindex():
-            request = _IFREQ.pack(name.encode())
+            request = _IFREQ.pack(os.fsencode(name))  # a name need not be UTF-8
             try:
                 flags = struct.unpack_from("H", fcntl.ioctl(sock, _SIOCGIFFLAGS, request), 16)[0]
                 if not flags & _IFF_RUNNING or not flags & (_IFF_MULTICAST | _IFF_LOOPBACK):

@@ -57,3 +57,25 @@ def test_ioctl_enumeration_matches_psutil() -> None:
     assert "vg" not in names  # up but not running (its peer is down): 1.0.2 (psutil `isup`) skips it
     assert "va:1" not in names  # an alias is an address of va, not an interface
     assert not {"vb", "vd", "vf", "vh"} & set(names)  # no IPv4 address
+
+
+def test_an_interface_name_that_is_not_utf8_is_enumerated() -> None:
+    """Linux names are bytes; psutil (and so 1.0.2) fails on such a name, the satellite must not."""
+    ok, why = userns_available()
+    if not ok:
+        _unavailable(f"needs a network namespace of its own: {why}")
+    setup = """
+    set -e
+    a=$(printf 'd\\377x') b=$(printf 'e\\377x')
+    ip link add "$a" type veth peer name "$b" && ip link set "$a" up && ip link set "$b" up
+    ip addr add 10.9.2.2/24 dev "$a"
+    exec "$@"
+    """
+    check = "import json\nfrom constellation.discovery import interfaces as i\n"
+    check += "print(json.dumps(i._usable_linux()))\n"
+    out = subprocess.run(
+        [str(NETNS_RUN), "--hosts", "1", "--", "sh", "-c", setup, "sh", sys.executable, "-c", check],
+        capture_output=True, text=True, timeout=50,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["d\udcffx"] == "10.9.2.2"
