@@ -113,4 +113,5 @@ _EXPORTS = {
 }
 # Loaded on first use: `satellite-run` announces the satellite over CHIRP from `constellation.launch`
 # before the runtime (pyzmq, asyncio) is imported (docs/architecture.md, "Start-up").
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any name imported from here
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -60,7 +60,8 @@ _EXPORTS = {
 }
 # Loaded on first use: a satellite announces itself over CHIRP (`protocols.chirp`) before msgpack and
 # the other codecs are imported (docs/architecture.md, "Start-up").
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any name imported from here
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 # `protocols.console_api` (the Console pull API models, pydantic) is imported explicitly by its users:
 # importing it here would cost every satellite about 9 MiB of RSS and a fifth of its start-up time.

@@ -47,4 +47,5 @@ _EXPORTS = {
 }
 # Loaded on first use: `constellation.launch` needs the interface selection and CHIRP's send sockets
 # without zeroconf, which takes longer to import than a satellite may take to announce itself.
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any name imported from here
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
