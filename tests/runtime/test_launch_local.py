@@ -4,6 +4,7 @@ to a unicast loopback target, lazy package exports, and what the announcing phas
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from constellation.launch import SERVICES, EarlyOffer, Prebound, prebind_host
 from protocols import chirp, chp, cscp
 from protocols.chirp import MessageType, ServiceId
 from protocols.lazy import lazy_exports
+from tests.harness import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -248,3 +250,44 @@ async def test_adopted_listener_reports_its_own_port_whatever_port_was_asked() -
     sat = Satellite("Own", "g", bind="127.0.0.1", discovery=(), listen_fds=bound.take(), hb_port=1)
     async with sat:
         assert sat.ports == ports  # the descriptor's port, not 0 (none asked) or 1 (another asked)
+
+
+def _accepted_socket(peer: tuple[str, int]) -> socket.socket | None:
+    """A duplicate of this process's accepted TCP socket whose peer is `peer` (libzmq's), or None."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            s = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        try:
+            if s.type == socket.SOCK_STREAM and s.getpeername() == peer:
+                return s
+        except OSError:
+            pass
+        s.close()
+    return None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/fd")
+async def test_a_connection_from_the_backlog_is_tuned_as_libzmq_tunes_its_own() -> None:
+    """libzmq sets the per-connection options (TCP_NODELAY, keepalive) when it accepts, so a connection
+    that waited in the pre-bound listener's backlog gets them as one made after the start does."""
+    bound = Prebound("127.0.0.1", {})
+    ports = dict(bound.ports)
+    early = socket.create_connection(("127.0.0.1", ports["cmd"]), timeout=2)
+    sat = Satellite("Tuned", "g", bind="127.0.0.1", discovery=(), listen_fds=bound.take())
+    try:
+        async with sat, asyncio.timeout(5):
+            late = socket.create_connection(("127.0.0.1", ports["cmd"]), timeout=2)
+            try:
+                for client in (early, late):
+                    peer = client.getsockname()
+                    accepted = await eventually(functools.partial(_accepted_socket, peer))
+                    assert accepted is not None
+                    with accepted:
+                        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+                        assert accepted.getsockname() == ("127.0.0.1", ports["cmd"])
+            finally:
+                late.close()
+    finally:
+        early.close()
