@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import logging
 import os
-import re
 import signal
 import socket
 import sys
@@ -115,43 +114,6 @@ def load_satellite_type(name: str) -> type[Satellite]:
     return cls
 
 
-def scan_type_name(name: str) -> str | None:
-    """The entry point name registered for `name` (case-insensitive), read straight from the installed
-    distributions' ``entry_points.txt`` on sys.path; None if not found that way.
-
-    A shortcut for the start-up announcement only: `importlib.metadata` takes 20 ms to import, a fifth
-    of the time a satellite has to announce itself. `find_entry_point` stays the authority: the type is
-    loaded through it, and an announcement it disagrees with is withdrawn.
-    """
-    wanted = name.lower()
-    seen: set[str] = set()  # as importlib.metadata: the first distribution of a name shadows the others
-    for entry in sys.path:
-        try:
-            dists = [d for d in os.scandir(entry or ".") if d.name.endswith((".dist-info", ".egg-info"))]
-        except OSError:
-            continue
-        for dist in dists:
-            project = re.sub(r"[-_.]+", "_", os.path.splitext(dist.name)[0].partition("-")[0]).lower()
-            if project in seen:
-                continue
-            seen.add(project)
-            try:
-                with open(os.path.join(dist.path, "entry_points.txt"), encoding="utf-8") as f:
-                    text = f.read()
-            except OSError:
-                continue
-            section = None
-            for line in text.splitlines():
-                line = line.strip()
-                if line.startswith("[") and line.endswith("]"):
-                    section = line[1:-1].strip()
-                elif section == ENTRY_POINT_GROUP and "=" in line:
-                    key = line.partition("=")[0].strip()
-                    if key.lower() == wanted:
-                        return key
-    return None
-
-
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -232,7 +194,9 @@ def _parse(argv: Sequence[str] | None) -> tuple[argparse.ArgumentParser, Setting
         validate_name_part(ns.group)
     except ValueError:
         parser.error(f"invalid group {ns.group!r}: letters, digits and '_' only")
-    ep_name = scan_type_name(ns.type)
+    from .launch import scan_entry_point
+
+    ep_name = scan_entry_point(ENTRY_POINT_GROUP, ns.type)
     if ep_name is None:
         try:
             ep_name = find_entry_point(ns.type).name
@@ -356,6 +320,8 @@ async def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser, settings, explicit = _parse(argv)
+    from .launch import announce
+
     # Until the runtime's handlers, both signals raise KeyboardInterrupt at once and leave by `finally`
     # (for SIGINT, asyncio.run would only cancel its task, which a satellite still being constructed
     # does not notice).
@@ -368,7 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     early: EarlyOffer | None = None
     try:
         try:
-            prebound, early = _announce(settings)
+            prebound, early = announce(
+                settings.bind,
+                {"cmd": settings.cmd_port, "hb": settings.hb_port, "mon": settings.mon_port},
+                settings.group,
+                f"{settings.type_name}.{settings.name}",
+                offer="chirp" in settings.discovery,
+                interfaces=settings.interfaces,
+            )
         except OSError as exc:
             print(f"satellite-run: {exc}", file=sys.stderr)
             return 1
@@ -413,31 +386,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _announce(settings: Settings) -> tuple[Prebound | None, EarlyOffer | None]:
-    """Bind the ports and, with CHIRP, offer them at once (`constellation.launch`); OSError: port in use.
-
-    Nothing is pre-bound for a bind address libzmq resolves itself (an interface or host name); nothing
-    is offered early when the interfaces cannot be resolved here (the runtime reports that error).
-    """
-    from .launch import EarlyOffer, Prebound, prebind_host
-
-    host = prebind_host(settings.bind)
-    if host is None:
-        return None, None
-    prebound = Prebound(host, {"cmd": settings.cmd_port, "hb": settings.hb_port, "mon": settings.mon_port})
-    if "chirp" not in settings.discovery:
-        return prebound, None
-    from .discovery.errors import DiscoveryError
-    from .discovery.interfaces import select_addresses
-
-    try:
-        addresses = select_addresses(settings.interfaces)
-        early = EarlyOffer(settings.group, f"{settings.type_name}.{settings.name}", addresses, prebound.ports)
-    except (DiscoveryError, OSError):
-        return prebound, None
-    return prebound, early
 
 
 if __name__ == "__main__":

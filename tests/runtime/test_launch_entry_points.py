@@ -1,4 +1,4 @@
-"""`cli.scan_type_name` (the start-up shortcut that reads ``entry_points.txt`` files itself) agrees with
+"""`launch.scan_entry_point` (the start-up shortcut that reads ``entry_points.txt`` files itself) agrees with
 `importlib.metadata`, the authority, on the layouts it meets: dist-info and egg-info, several
 distributions, a distribution shadowed by one earlier on sys.path, comments and extras."""
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from constellation import cli
+from constellation.launch import scan_entry_point
 
 GROUP = cli.ENTRY_POINT_GROUP
 
@@ -54,10 +55,10 @@ def test_scan_agrees_with_importlib_metadata(path: tuple[Path, Path], wanted: st
     # An older copy of demo-sats later on sys.path: importlib.metadata ignores it (the first one wins).
     _dist(second, "demo_sats-1.0.dist-info", f"[{GROUP}]\nGhost = demo.old:Ghost\n")
     _dist(second, "late_sats-1.0.dist-info", f"[{GROUP}]\nDelta = late.d:Delta\n")
-    assert cli.scan_type_name(wanted) == _authority(wanted)
+    assert scan_entry_point(GROUP, wanted) == _authority(wanted)
 
 
 def test_scan_is_case_insensitive_and_returns_the_registered_spelling(path: tuple[Path, Path]) -> None:
     _dist(path[0], "demo_sats-2.0.dist-info", f"[{GROUP}]\nSputnikTwo = demo.s:S\n")
-    assert cli.scan_type_name("sputniktwo") == "SputnikTwo"
-    assert cli.scan_type_name("Sputnik") is None
+    assert scan_entry_point(GROUP, "sputniktwo") == "SputnikTwo"
+    assert scan_entry_point(GROUP, "Sputnik") is None
