@@ -195,7 +195,11 @@ class Satellite:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Satellite:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:  # `__aexit__` will not run: close what the start opened (or was given)
+            await self.aclose()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

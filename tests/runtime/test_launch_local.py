@@ -291,3 +291,13 @@ async def test_a_connection_from_the_backlog_is_tuned_as_libzmq_tunes_its_own() 
                 late.close()
     finally:
         early.close()
+
+
+async def test_async_with_closes_the_adopted_listeners_when_start_fails_after_binding() -> None:
+    bound = Prebound("127.0.0.1", {})
+    ports = dict(bound.ports)
+    sat = _HalfStarts("Half", "g", bind="127.0.0.1", discovery=(), listen_fds=bound.take())
+    with pytest.raises(ServiceError, match="refused after binding"):
+        async with sat:
+            pytest.fail("started")
+    assert _free_again(ports)
