@@ -322,14 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, settings, explicit = _parse(argv)
     from .launch import announce
 
-    # Until the runtime's handlers, both signals raise KeyboardInterrupt at once and leave by `finally`
-    # (for SIGINT, asyncio.run would only cancel its task, which a satellite still being constructed
-    # does not notice).
-    previous = {sig: signal.signal(sig, _interrupt) for sig in _EXIT_SIGNALS}
-    # SIGINT and SIGTERM are held while the early OFFERs go out (and while they are departed): raised in
-    # between, they would leave an OFFER that nothing departs. A held signal is raised at the unblock,
-    # inside the `try` below.
-    unheld = signal.pthread_sigmask(signal.SIG_BLOCK, _EXIT_SIGNALS)
+    signals = _ExitSignals()
+    signals.hold()  # the early OFFERs go out: a signal now would leave one that nothing departs
     prebound: Prebound | None = None
     early: EarlyOffer | None = None
     try:
@@ -345,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             print(f"satellite-run: {exc}", file=sys.stderr)
             return 1
-        signal.pthread_sigmask(signal.SIG_SETMASK, unheld)
+        signals.release()  # a signal held meanwhile is raised here, inside the `try`
         cls, resolved = _resolve_type(parser, settings, explicit)
         if prebound is not None:
             resolved = dataclasses.replace(
@@ -367,15 +361,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # SIGINT or SIGTERM before the runtime's signal handlers were installed
         code = 0
     finally:
-        signal.pthread_sigmask(signal.SIG_BLOCK, _EXIT_SIGNALS)
+        signals.hold()  # leaving anyway: a signal now must not cut the DEPARTs short
         if early is not None and early.open:
             early.withdraw()  # the satellite never came up: no peer may keep it
         if prebound is not None:
             prebound.close()
-        for sig, handler in previous.items():
-            if handler is not None:  # None: a handler not set from Python, which cannot be put back
-                signal.signal(sig, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, unheld)  # a signal held meanwhile acts as it would have
+        signals.restore()
     # A hook stuck in a worker thread must not keep the process alive after a clean shutdown.
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.stdout.flush()
@@ -384,8 +375,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class _ExitSignals:
+    """SIGINT and SIGTERM outside the runtime's own handlers: KeyboardInterrupt at once (for SIGINT,
+    asyncio.run would only cancel its task, which a satellite still being constructed does not
+    notice), or, while held, noted and raised at `release`.
+
+    A flag rather than a signal mask: the mask is per thread, and a signal a worker thread takes still
+    runs its Python handler in the main thread.
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._pending = False
+        self._previous: dict[int, object] = {}
+
+    def hold(self) -> None:
+        """Hold from now on; (re)installs the handlers (the runtime's event loop removes its own)."""
+        self._held = True
+        for sig in _EXIT_SIGNALS:
+            previous = signal.signal(sig, self._handle)
+            self._previous.setdefault(sig, previous)
+
+    def release(self) -> None:
+        self._held = False
+        if self._pending:
+            self._pending = False
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        """The handlers from before the first `hold` (held signals are dropped: the process is leaving)."""
+        for sig, handler in self._previous.items():
+            if handler is not None:  # None: a handler not set from Python, which cannot be put back
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._held:
+            self._pending = True
+        else:
+            raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ MODE: ``other-type`` (the class names the type ``Other``, unlike its entry point
 between the early announcement and the runtime), ``slow-init`` (constructing the satellite hangs:
 a signal arrives inside `asyncio.run`, before the runtime's signal handlers), ``sigterm-on-offer``
 and ``sigint-on-offer`` (the signal arrives the moment the early OFFERs are out, before
-`constellation.launch` has returned).
+`constellation.launch` has returned), ``start-fails-sigterm-on-depart`` and
+``start-fails-sigint-on-depart`` (the start fails, and the signal arrives as the early OFFERs are
+departed).
 """
 
 from __future__ import annotations
@@ -36,6 +38,18 @@ def main() -> int:
 
         launch.EarlyOffer._emit = emit_then_signal  # type: ignore[method-assign]
 
+    if mode in ("start-fails-sigterm-on-depart", "start-fails-sigint-on-depart"):
+        sig = signal.SIGTERM if "sigterm" in mode else signal.SIGINT
+        emit = launch.EarlyOffer._emit
+
+        def signal_then_emit(self: launch.EarlyOffer, kind: MessageType) -> None:
+            if kind is MessageType.DEPART:
+                os.kill(os.getpid(), sig)
+            emit(self, kind)
+
+        launch.EarlyOffer._emit = signal_then_emit  # type: ignore[method-assign]
+        mode = "start-fails"
+
     def load(_name: str) -> type:
         from constellation import ServiceError
         from satellites.sputnik import Sputnik
@@ -49,6 +63,8 @@ def main() -> int:
         if mode == "start-fails":
 
             class Broken(Sputnik):
+                satellite_type = "Sputnik"  # the early offers stand until the start fails
+
                 async def start(self) -> None:
                     raise ServiceError("start refused by the test")
 
@@ -56,6 +72,8 @@ def main() -> int:
         if mode == "slow-init":
 
             class SlowInit(Sputnik):
+                satellite_type = "Sputnik"  # the early offers stand until the signal
+
                 def __init__(self, *args: Any, **kwargs: Any) -> None:
                     print("CONSTRUCTING", flush=True)
                     time.sleep(60)

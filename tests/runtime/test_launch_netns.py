@@ -153,9 +153,13 @@ def test_class_naming_another_type_withdraws_the_early_offer(
     assert services(early[:3]) == services(early[3:]) == services(beacons.of("Other.Twin", MessageType.OFFER))
 
 
-def test_failed_start_departs_the_early_offer(group: str, beacons: Beacons) -> None:
+@pytest.mark.parametrize(
+    "mode", ["start-fails", "start-fails-sigterm-on-depart", "start-fails-sigint-on-depart"]
+)
+def test_failed_start_departs_the_early_offer(group: str, beacons: Beacons, mode: str) -> None:
+    """Even when a signal arrives while the OFFERs are being departed."""
     res = subprocess.run(
-        [sys.executable, VARIANTS, "start-fails", "-n", "Bad", "-g", group],
+        [sys.executable, VARIANTS, mode, "-n", "Bad", "-g", group],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert res.returncode == 1
