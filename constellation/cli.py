@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import logging
 import os
-import signal
 import socket
 import sys
 import threading
@@ -40,7 +39,6 @@ __all__ = ["Settings", "find_entry_point", "load_satellite_type", "main", "parse
 
 ENTRY_POINT_GROUP = "constellation.satellites"
 GROUP_ENV = "CONSTELLATION_GROUP"
-_EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "STATUS", "CRITICAL")
 _PY_LEVEL = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARNING": 30, "STATUS": 35, "CRITICAL": 40}
 NAME_RULE = (
@@ -320,9 +318,9 @@ async def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser, settings, explicit = _parse(argv)
-    from .launch import announce
+    from .launch import ExitSignals, announce
 
-    signals = _ExitSignals()
+    signals = ExitSignals()
     signals.hold()  # the early OFFERs go out: a signal now would leave one that nothing departs
     prebound: Prebound | None = None
     early: EarlyOffer | None = None
@@ -373,46 +371,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
-
-
-class _ExitSignals:
-    """SIGINT and SIGTERM outside the runtime's own handlers: KeyboardInterrupt at once (for SIGINT,
-    asyncio.run would only cancel its task, which a satellite still being constructed does not
-    notice), or, while held, noted and raised at `release`.
-
-    A flag rather than a signal mask: the mask is per thread, and a signal a worker thread takes still
-    runs its Python handler in the main thread.
-    """
-
-    def __init__(self) -> None:
-        self._held = False
-        self._pending = False
-        self._previous: dict[int, object] = {}
-
-    def hold(self) -> None:
-        """Hold from now on; (re)installs the handlers (the runtime's event loop removes its own)."""
-        self._held = True
-        for sig in _EXIT_SIGNALS:
-            previous = signal.signal(sig, self._handle)
-            self._previous.setdefault(sig, previous)
-
-    def release(self) -> None:
-        self._held = False
-        if self._pending:
-            self._pending = False
-            raise KeyboardInterrupt
-
-    def restore(self) -> None:
-        """The handlers from before the first `hold` (held signals are dropped: the process is leaving)."""
-        for sig, handler in self._previous.items():
-            if handler is not None:  # None: a handler not set from Python, which cannot be put back
-                signal.signal(sig, handler)  # type: ignore[arg-type]
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self._held:
-            self._pending = True
-        else:
-            raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

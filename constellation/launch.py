@@ -27,6 +27,7 @@ import contextlib
 import ipaddress
 import os
 import re
+import signal
 import socket
 import sys
 from collections.abc import Mapping, Sequence
@@ -36,7 +37,15 @@ from protocols.chirp import Beacon, MessageType, ServiceId
 
 from .discovery.sockets import send_socket
 
-__all__ = ["SERVICES", "EarlyOffer", "Prebound", "announce", "prebind_host", "scan_entry_point"]
+__all__ = [
+    "SERVICES",
+    "EarlyOffer",
+    "ExitSignals",
+    "Prebound",
+    "announce",
+    "prebind_host",
+    "scan_entry_point",
+]
 
 #: The satellite's port keys and the CHIRP services they are offered as.
 SERVICES: Mapping[str, ServiceId] = {
@@ -147,6 +156,46 @@ class EarlyOffer:
             for sock in self._socks:
                 with contextlib.suppress(OSError):  # a full or unroutable interface: the runtime offers again
                     sock.sendto(data, self._target)
+
+
+class ExitSignals:
+    """`satellite-run`'s SIGINT and SIGTERM outside the runtime's own handlers: KeyboardInterrupt at
+    once (for SIGINT, asyncio.run would only cancel its task, which a satellite still being constructed
+    does not notice), or, while held, noted and raised at `release`.
+
+    A flag rather than a signal mask: the mask is per thread, and a signal a worker thread takes still
+    runs its Python handler in the main thread.
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._pending = False
+        self._previous: dict[int, object] = {}
+
+    def hold(self) -> None:
+        """Hold from now on; (re)installs the handlers (the runtime's event loop removes its own)."""
+        self._held = True
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.signal(sig, self._handle)
+            self._previous.setdefault(sig, previous)
+
+    def release(self) -> None:
+        self._held = False
+        if self._pending:
+            self._pending = False
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        """The handlers from before the first `hold` (held signals are dropped: the process is leaving)."""
+        for sig, handler in self._previous.items():
+            if handler is not None:  # None: a handler not set from Python, which cannot be put back
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._held:
+            self._pending = True
+        else:
+            raise KeyboardInterrupt
 
 
 def announce(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import zmq
 import zmq.asyncio
 
 from constellation import Satellite, ServiceError, cli
-from constellation.launch import SERVICES, EarlyOffer, Prebound, prebind_host
+from constellation.launch import SERVICES, EarlyOffer, ExitSignals, Prebound, prebind_host
 from protocols import chirp, chp, cscp
 from protocols.chirp import MessageType, ServiceId
 from protocols.lazy import lazy_exports
@@ -301,3 +302,19 @@ async def test_async_with_closes_the_adopted_listeners_when_start_fails_after_bi
         async with sat:
             pytest.fail("started")
     assert _free_again(ports)
+
+
+def test_exit_signals_held_then_raised_at_release_and_handlers_restored() -> None:
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signals = ExitSignals()
+    signals.hold()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # held: noted, nothing raised
+        with pytest.raises(KeyboardInterrupt):
+            signals.release()
+        signals.release()  # raised once only
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # not held: at once (handled as kill returns)
+    finally:
+        signals.restore()
+    assert {sig: signal.getsignal(sig) for sig in before} == before
