@@ -168,7 +168,7 @@ class MonitoringPublisher:
         for _ in range(min(limit, len(queue))):
             msg = queue.popleft()
             try:
-                if type(msg) is tuple:
+                if isinstance(msg, tuple):
                     level, component, text, tags, time_ns = msg
                     topic = topics.get((level, component)) or encoder.topic(level, component)
                     header = prefix + pack_timestamp(time_ns) + (tags if type(tags) is bytes else pack(tags))

@@ -17,6 +17,13 @@ CMDP handlers of ours in the chain, a logger subclass, a custom LogRecord factor
 
 Mirrors CPython 3.11's `logging` (findCaller, LogRecord attributes, `created = time.time()`); a newer
 Python (3.12 adds `taskName`, 3.13 takes the time from `time_ns`) must pass the byte-identity tests again.
+Where `LogRecord` asks the system for the process id on every record (a ~0.5 us system call here), we
+read it once and again in a child after `os.fork` (`os.register_at_fork`); only a child forked behind
+Python's back (a C extension calling fork() itself) would report its parent's pid.
+
+Costs on our 2-core VM (thread CPU, `SatelliteLog.log(INFO, "burst %d", i)` into a subscribed
+publisher): ~2.0 us a record, of which the caller frame and tags ~0.6, the message ~0.3, the handler
+chain walk ~0.2, the record time ~0.2 (the rest: dispatch, checks, the queue).
 """
 
 from __future__ import annotations
