@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import zmq
@@ -25,16 +25,31 @@ def _record(i: int, level: cmdp.Level = cmdp.Level.WARNING, text: str | None = N
     return cmdp.encode(cmdp.LogMessage("Test.pub", level, "BENCH", text or f"burst {i}", tags))
 
 
+XpubFactory = Callable[..., tuple[zmq.Socket[bytes], int]]
+
+
 @pytest.fixture
-def xpub() -> Iterator[tuple[zmq.Socket[bytes], int]]:
-    """A bound XPUB (it tells us when a subscription arrived) and its port."""
+def xpub() -> Iterator[XpubFactory]:
+    """Makes bound XPUBs (they tell us when a subscription arrived): ``xpub(**options)`` -> (socket, port).
+
+    Options are set before bind: the listener copies them for the connections it accepts.
+    """
     ctx = zmq.Context()
-    sock = ctx.socket(zmq.XPUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    port = free_tcp_port()
-    sock.bind(f"tcp://{LOOPBACK}:{port}")
-    yield sock, port
-    sock.close()
+    made: list[zmq.Socket[bytes]] = []
+
+    def make(**options: int) -> tuple[zmq.Socket[bytes], int]:
+        sock = ctx.socket(zmq.XPUB)
+        made.append(sock)
+        sock.setsockopt(zmq.LINGER, 0)
+        for name, value in {"SNDHWM": 0, **options}.items():  # unlimited unless the test wants drops
+            sock.setsockopt(getattr(zmq, name), value)
+        port = free_tcp_port()
+        sock.bind(f"tcp://{LOOPBACK}:{port}")
+        return sock, port
+
+    yield make
+    for sock in made:
+        sock.close()
     ctx.term()
 
 
@@ -93,8 +108,8 @@ def test_malformed_input_is_a_typed_error() -> None:
 # -- against a real pyzmq publisher -----------------------------------------------------------------
 
 
-def test_counts_every_record_of_a_burst(xpub: tuple[zmq.Socket[bytes], int]) -> None:
-    pub, port = xpub
+def test_counts_every_record_of_a_burst(xpub: XpubFactory) -> None:
+    pub, port = xpub()
     n = 3000
     with zmtp_sub.RawSub(LOOPBACK, port, [TOPIC]) as sub:
         _await_subscription(pub)
@@ -122,8 +137,8 @@ def test_counts_every_record_of_a_burst(xpub: tuple[zmq.Socket[bytes], int]) -> 
     assert sub.arrival(sub.received) == times[-1]
 
 
-def test_frames_and_needles_split_across_tiny_chunks(xpub: tuple[zmq.Socket[bytes], int]) -> None:
-    pub, port = xpub
+def test_frames_and_needles_split_across_tiny_chunks(xpub: XpubFactory) -> None:
+    pub, port = xpub()
     n = 200
     with zmtp_sub.RawSub(LOOPBACK, port, [TOPIC], chunk=7) as sub:  # every frame spans chunks
         _await_subscription(pub)
@@ -137,10 +152,8 @@ def test_frames_and_needles_split_across_tiny_chunks(xpub: tuple[zmq.Socket[byte
     assert [m.frames[2] for m in messages] == [f"burst {i}".encode() + b"x" * (i % 300) for i in range(n)]
 
 
-def test_hwm_overflow_loses_whole_messages(xpub: tuple[zmq.Socket[bytes], int]) -> None:
-    pub, port = xpub
-    pub.setsockopt(zmq.SNDHWM, 10)
-    pub.setsockopt(zmq.SNDBUF, 4096)
+def test_hwm_overflow_loses_whole_messages(xpub: XpubFactory) -> None:
+    pub, port = xpub(SNDHWM=10, SNDBUF=4096)
     n = 50_000
     with zmtp_sub.RawSub(LOOPBACK, port, [TOPIC], rcvbuf=4096) as sub:
         _await_subscription(pub)
@@ -167,29 +180,19 @@ def test_hwm_overflow_loses_whole_messages(xpub: tuple[zmq.Socket[bytes], int]) 
     assert tally.records == len(tally.seen)
 
 
-def test_ping_is_answered_and_the_connection_survives() -> None:
-    ctx = zmq.Context()
-    pub = ctx.socket(zmq.XPUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.setsockopt(zmq.HEARTBEAT_IVL, 20)  # set before bind: the listener copies the options
-    pub.setsockopt(zmq.HEARTBEAT_TIMEOUT, 100)
-    port = free_tcp_port()
-    pub.bind(f"tcp://{LOOPBACK}:{port}")
-    try:
-        with zmtp_sub.RawSub(LOOPBACK, port, [TOPIC]) as sub:
-            _await_subscription(pub)
-            deadline = time.monotonic() + 5
-            while sub.pongs < 15:  # 15 x 20 ms: well past the 100 ms the publisher waits for an answer
-                assert time.monotonic() < deadline, f"{sub.pongs} PINGs answered within 5 s"
-                if sub.read(0.05):
-                    assert sub.parse_pending  # found by the cheap search of the chunk
-                    assert sub.parse() == []
-            pub.send_multipart(_record(7))
-            messages = _read_until(sub, lambda ms: len(ms) == 1)
-        assert messages[0].frames[2] == b"burst 7"
-    finally:
-        pub.close()
-        ctx.term()
+def test_ping_is_answered_and_the_connection_survives(xpub: XpubFactory) -> None:
+    pub, port = xpub(HEARTBEAT_IVL=20, HEARTBEAT_TIMEOUT=100)
+    with zmtp_sub.RawSub(LOOPBACK, port, [TOPIC]) as sub:
+        _await_subscription(pub)
+        deadline = time.monotonic() + 5
+        while sub.pongs < 15:  # 15 x 20 ms: well past the 100 ms the publisher waits for an answer
+            assert time.monotonic() < deadline, f"{sub.pongs} PINGs answered within 5 s"
+            sub.read(0.05)
+            if sub.parse_pending:  # a PING found by the cheap search of the chunk
+                assert sub.parse() == []
+        pub.send_multipart(_record(7))
+        messages = _read_until(sub, lambda ms: len(ms) == 1)
+    assert messages[0].frames[2] == b"burst 7"
 
 
 # -- the probe end to end: a fake satellite that skips one index ----------------------------------------
@@ -204,6 +207,7 @@ class FakeSatellite:
         self.pub = self.ctx.socket(zmq.PUB)
         for s in (self.rep, self.pub):
             s.setsockopt(zmq.LINGER, 0)
+        self.pub.setsockopt(zmq.SNDHWM, 0)  # a slow reader under load must not turn into losses
         self.cmd_port, self.mon_port = free_tcp_port(), free_tcp_port()
         self.rep.bind(f"tcp://{LOOPBACK}:{self.cmd_port}")
         self.pub.bind(f"tcp://{LOOPBACK}:{self.mon_port}")
