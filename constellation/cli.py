@@ -30,8 +30,8 @@ from .errors import ConstellationError, SatelliteTypeError
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time); mypy knows it
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
-    from typing import ClassVar
 
+    from .consolelog import ConsoleHandler
     from .launch import EarlyOffer, Prebound
     from .satellite import Satellite
 
@@ -244,27 +244,18 @@ def _resolve_type(
     return cls, settings
 
 
-class _ConsoleFormatter(logging.Formatter):
-    """Names Constellation's TRACE (5) and STATUS (35) levels without touching logging's global table."""
+def _setup_logging(level: str) -> ConsoleHandler:
+    from .consolelog import ConsoleFormatter, ConsoleHandler
 
-    _NAMES: ClassVar[dict[int, str]] = {5: "TRACE", 35: "STATUS", 40: "CRITICAL"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        record.levelname = self._NAMES.get(record.levelno, record.levelname)
-        component = getattr(record, "component", None)
-        record.component = component or record.name.rpartition(".")[2].upper()
-        return super().format(record)
-
-
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = ConsoleHandler()
     handler.setLevel(_PY_LEVEL[level])
-    handler.setFormatter(_ConsoleFormatter("%(asctime)s %(levelname)s [%(component)s] %(message)s"))
+    handler.setFormatter(ConsoleFormatter("%(asctime)s %(levelname)s [%(component)s] %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(5)  # CMDP subscribers may ask for TRACE; the console handler filters by --level
     for noisy in ("asyncio", "zeroconf"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    return handler
 
 
 async def serve(
@@ -273,8 +264,10 @@ async def serve(
     *,
     listen_fds: Mapping[str, int] | None = None,
     early: EarlyOffer | None = None,
+    console: ConsoleHandler | None = None,
 ) -> int:
-    """Run the satellite until it exits; `early` offers are closed once its own discovery runs."""
+    """Run the satellite until it exits; `early` offers are closed once its own discovery runs; the
+    `console` handler is flushed by the loop meanwhile (constellation/consolelog.py)."""
     import asyncio
     import signal
 
@@ -300,6 +293,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sat.request_exit)
+    if console is not None:
+        console.attach(loop)
     try:
         # Not `async with`: its exit would not run when `start` fails, leaving the listeners open.
         await sat.start()
@@ -311,6 +306,8 @@ async def serve(
         sat._ctrl_log.info("Satellite %s leaving", sat.name)
     finally:
         await sat.aclose()  # idempotent; closes what a failed start left open
+        if console is not None:
+            console.detach()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return 0
@@ -348,11 +345,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if early is not None and resolved.type_name.lower() != settings.type_name.lower():
             early.withdraw()  # the class names another type: the early offers were for the wrong host id
-        _setup_logging(resolved.level)
+        console = _setup_logging(resolved.level)
         import asyncio
 
         fds = prebound.take() if prebound is not None else None
-        code = asyncio.run(serve(resolved, cls, listen_fds=fds, early=early))
+        code = asyncio.run(serve(resolved, cls, listen_fds=fds, early=early, console=console))
     except ConstellationError as exc:
         print(f"satellite-run: {exc}", file=sys.stderr)
         return 1
@@ -369,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.stdout.flush()
         sys.stderr.flush()
+        logging.shutdown()  # flushes the console handler's buffer too: os._exit skips atexit
         os._exit(code)
     return code
 
