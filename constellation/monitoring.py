@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgpack
 import zmq
 import zmq.asyncio
 
@@ -272,17 +273,35 @@ class CmdpLogHandler(logging.Handler):
                 return
         elif owner != self.satellite:
             return
-        component = topic_component(getattr(record, "component", None) or record.name.rpartition(".")[2])
-        level = cmdp.Level.from_python_level(record.levelno)
-        if not self.publisher.wants(cmdp.log_topic(level, component)):
+        raw = getattr(record, "component", None) or record.name.rpartition(".")[2]
+        route = _routes.get((record.levelno, raw)) if type(raw) is str else None
+        if route is None:
+            route = log_route(record.levelno, raw)
+        level, component, topic = route
+        if not self.publisher.wants(topic):
             return
         try:
             text = record.getMessage()
         except Exception:
             text = str(record.msg)
-        tags = record_tags(record)
         time_ns = int(record.created * 1_000_000) * 1000
-        self.publisher.push((level, component, text, tags, time_ns))
+        self.publisher.push((level, component, text, packed_record_tags(record), time_ns))
+
+
+#: (python level, component) -> (wire level, topic component, topic bytes); read inline by satlog.
+_routes: dict[tuple[int, str], tuple[cmdp.Level, str, bytes]] = {}
+
+
+def log_route(level: int, raw: object) -> tuple[cmdp.Level, str, bytes]:
+    """(wire level, topic component, topic) of a record at `level` from component `raw`, cached."""
+    wire_level = cmdp.Level.from_python_level(level)
+    component = topic_component(str(raw))
+    route = (wire_level, component, cmdp.log_topic(wire_level, component))
+    if type(level) is int and type(raw) is str:
+        if len(_routes) >= 1024:
+            _routes.clear()
+        _routes[(level, raw)] = route
+    return route
 
 
 def topic_component(component: str) -> str:
@@ -309,6 +328,36 @@ def record_tags(record: logging.LogRecord) -> dict[str, Any]:
     elif record.exc_info and record.exc_info[0] is not None:
         tags["traceback"] = logging.Formatter().formatException(record.exc_info)
     return tags
+
+
+_TAG_KEYS = ("filename", "pathname", "lineno", "funcName", "module", "thread", "threadName", "process",
+             "processName")  # fmt: skip
+#: all tag values -> their msgpack map (the key is the whole content: an entry cannot go stale).
+_packed_tags: dict[tuple[Any, ...], bytes] = {}
+
+
+def packed_record_tags(record: logging.LogRecord) -> dict[str, Any] | bytes:
+    """`record_tags(record)`, msgpack-packed once per distinct content (a call site in a thread);
+    the dict itself with a traceback, or when a value cannot be packed or looked up (the publisher then
+    drops that one message, as it does for any record it cannot encode)."""
+    if getattr(record, "traceback", None) or (record.exc_info and record.exc_info[0] is not None):
+        return record_tags(record)
+    key = (record.filename, record.pathname, record.lineno, record.funcName, record.module, record.thread,
+           record.threadName, record.process, record.processName)  # fmt: skip
+    try:
+        packed = _packed_tags.get(key)
+    except TypeError:  # an unhashable value set by a custom record factory
+        return record_tags(record)
+    if packed is None:
+        tags = dict(zip(_TAG_KEYS, key, strict=True))
+        try:
+            packed = msgpack.packb(tags, use_bin_type=True)
+        except (ValueError, TypeError, OverflowError):
+            return tags
+        if len(_packed_tags) >= 4096:
+            _packed_tags.clear()
+        _packed_tags[key] = packed
+    return packed
 
 
 def _with(record: logging.LogRecord, extra: dict[str, Any]) -> logging.LogRecord:

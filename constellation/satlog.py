@@ -39,9 +39,8 @@ from typing import Any
 
 import msgpack
 
-from protocols import cmdp
-
-from .monitoring import CmdpLogHandler, topic_component
+from .monitoring import CmdpLogHandler, log_route
+from .monitoring import _routes as _routes  # the route cache, read inline on the hot path
 
 __all__ = ["SatelliteLog"]
 
@@ -55,7 +54,6 @@ _current_thread = threading.current_thread
 _PLAIN = frozenset((int, float, str, bytes, bool, type(None)))  # argument types that are never Mappings
 _getframe = sys._getframe
 #: (python level, component) -> (wire level, topic component, topic bytes).
-_routes: dict[tuple[int, str], tuple[cmdp.Level, str, bytes]] = {}
 #: pathname -> (filename, module, skipped by findCaller), as LogRecord and findCaller derive them.
 _names: dict[str, tuple[str, str, bool]] = {}
 _names_srcfile: str | None = None  # the `logging._srcfile` that `_names` was made with
@@ -127,10 +125,9 @@ class SatelliteLog(logging.LoggerAdapter[logging.Logger]):
         raw = extra.get("component") or logger.name.rpartition(".")[2]
         if type(raw) is not str:
             return False
-        key = (level, raw)
-        route = _routes.get(key)
+        route = _routes.get((level, raw))
         if route is None:
-            route = _route(level, raw)
+            route = log_route(level, raw)
         wire_level, component, topic = route
         publisher = handler.publisher
         if not publisher.wants(topic):
@@ -144,17 +141,6 @@ class SatelliteLog(logging.LoggerAdapter[logging.Logger]):
         # the record time as the handler sends it (`LogRecord.created` is `time.time()`), inlined
         publisher.push((wire_level, component, message(msg, args), tags, int(time.time() * 1_000_000) * 1000))
         return True
-
-
-def _route(level: int, raw: str) -> tuple[cmdp.Level, str, bytes]:
-    """(wire level, topic component, topic) as `CmdpLogHandler.emit` derives them."""
-    wire_level = cmdp.Level.from_python_level(level)
-    component = topic_component(raw)
-    route = (wire_level, component, cmdp.log_topic(wire_level, component))
-    if len(_routes) >= 1024:
-        _routes.clear()
-    _routes[(level, raw)] = route
-    return route
 
 
 def _sole_handler(logger: logging.Logger, level: int, satellite: object) -> CmdpLogHandler | None:

@@ -2,14 +2,16 @@
 
 Each test gets a private logger hierarchy (`<unique>` with `propagate=False`, holding our
 `CmdpLogHandler`, and its child `<unique>.mod` the adapter logs to), so pytest's own root handlers are
-not in the way. The publisher is a recorder: the fast path queues tags pre-packed (`bytes`), the normal
-path (LogRecord through the handler) queues the tag dict, which tells the paths apart.
+not in the way. The publisher is a recorder that notes which pushes came from `CmdpLogHandler.emit`
+(the normal path: a LogRecord through the handler); every other push is the fast path's. Both queue the
+tags pre-packed (`bytes`), except where a tag cannot be packed (the dict, dropped by the encoder).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -41,12 +43,19 @@ class Recorder:
         return self.wanted(topic)
 
     def push(self, msg: RawLog) -> bool:
+        if sys._getframe(1).f_code is CmdpLogHandler.emit.__code__:
+            _VIA_HANDLER.add(id(msg))
         self.pushed.append(msg)
         return True
 
 
+#: ids of the recorded messages the handler pushed (the messages stay referenced while a test checks)
+_VIA_HANDLER: set[int] = set()
+
+
 class Rig:
     def __init__(self) -> None:
+        _VIA_HANDLER.clear()
         self.parent = logging.getLogger(f"lfp{uuid.uuid4().hex[:10]}")
         self.parent.propagate = False
         self.parent.setLevel(1)  # everything, TRACE (5) included
@@ -93,7 +102,12 @@ def frozen_time(monkeypatch: pytest.MonkeyPatch) -> float:
 
 
 def fast(msg: RawLog) -> bool:
-    return isinstance(msg[3], bytes)
+    return id(msg) not in _VIA_HANDLER
+
+
+def tags_of(msg: RawLog) -> dict[str, Any]:
+    raw = msg[3]
+    return msgpack.unpackb(raw) if isinstance(raw, bytes) else raw
 
 
 def wire(msg: RawLog) -> list[bytes]:
@@ -173,13 +187,12 @@ def test_fast_path_wire_bytes_equal_the_normal_path(
     assert fast(quick)
     assert not fast(slow)
     assert not fast(stock)
-    assert slow[3]["funcName"] == "<lambda>"
-    assert slow[3]["filename"] == "test_log_fastpath.py"
+    assert tags_of(slow)["funcName"] == "<lambda>"
+    assert tags_of(slow)["filename"] == "test_log_fastpath.py"
     assert wire(quick) == wire(slow) == wire(stock)
     # and the normal path's frames are what the validating codec gives for the record
-    level, topic, text, tags, ns = slow
-    assert isinstance(tags, dict)
-    assert wire(slow) == cmdp.encode(cmdp.LogMessage(NAME, level, topic, text, tags, ns))
+    level, topic, text, _, ns = slow
+    assert wire(slow) == cmdp.encode(cmdp.LogMessage(NAME, level, topic, text, tags_of(slow), ns))
 
 
 @pytest.mark.parametrize(("method", "level"), [("trace", cmdp.Level.TRACE), ("status", cmdp.Level.STATUS)])
@@ -201,8 +214,8 @@ def test_constellation_levels_trace_and_status(
     assert not fast(slow)
     assert quick[0] is level
     assert quick[2] == f"{method} at {int(level)}"
-    assert isinstance(slow[3], dict)
-    assert slow[3]["funcName"] == "call"  # the caller, not our method
+    assert not fast(slow)
+    assert tags_of(slow)["funcName"] == "call"  # the caller, not our method
     assert wire(quick) == wire(slow)
     assert wire(quick)[0] == f"LOG/{level.name}/SPUTNIK".encode()
 
@@ -291,8 +304,8 @@ def test_caller_behind_logging_frames_is_found(new_rig: Callable[[], Rig], froze
         rig.log.warn("old")
     (slow,) = rig.take()
     assert fast(quick)
-    q, s = msgpack.unpackb(quick[3]), slow[3]
-    assert isinstance(s, dict)
+    q, s = tags_of(quick), tags_of(slow)
+    assert not fast(slow)
     assert q["funcName"] == s["funcName"] == "test_caller_behind_logging_frames_is_found"
     assert q["lineno"] == s["lineno"] - 3
 
@@ -444,8 +457,9 @@ def test_any_filter_takes_the_normal_path(new_rig: Callable[[], Rig], where: str
         rig.log.info("filtered %s", "x")
     finally:
         rig.handler.removeFilter(note)
-    ((_, _, text, tags, _),) = rig.take()
-    assert isinstance(tags, dict)
+    (msg,) = rig.take()
+    _, _, text, _, _ = msg
+    assert not fast(msg)
     assert text == "filtered x"
     if where != "other handler filter":
         assert seen == ["filtered x"]
@@ -462,8 +476,10 @@ def test_keyword_arguments_take_the_normal_path(new_rig: Callable[[], Rig], kwar
         raise RuntimeError("the cause")
     except RuntimeError:
         rig.log.info("with %s", "kwargs", **kwargs)
-    ((_, _, text, tags, _),) = rig.take()
-    assert isinstance(tags, dict)
+    (msg,) = rig.take()
+    _, _, text, _, _ = msg
+    assert not fast(msg)
+    tags = tags_of(msg)
     assert text == "with kwargs"
     assert tags["funcName"] == "test_keyword_arguments_take_the_normal_path"
     if "exc_info" in kwargs:
@@ -490,8 +506,10 @@ def test_stacklevel_is_honoured_on_the_normal_path(new_rig: Callable[[], Rig]) -
 
     helper()
     line = helper.__code__.co_firstlineno + 3
-    ((_, _, _, tags, _),) = rig.take()
-    assert isinstance(tags, dict)
+    (msg,) = rig.take()
+    _, _, _, _, _ = msg
+    assert not fast(msg)
+    tags = tags_of(msg)
     assert (tags["funcName"], tags["lineno"]) == (
         "test_stacklevel_is_honoured_on_the_normal_path",
         line,
@@ -552,8 +570,10 @@ def test_extra_keys_and_odd_levels(new_rig: Callable[[], Rig]) -> None:
     rig = new_rig()
     more = SatelliteLog(rig.logger, {**rig.extra, "traceback": "tb"})
     more.info("with traceback extra")
-    ((_, _, _, tags, _),) = rig.take()
-    assert isinstance(tags, dict)
+    (msg,) = rig.take()
+    _, _, _, _, _ = msg
+    assert not fast(msg)
+    tags = tags_of(msg)
     assert tags["traceback"] == "tb"
     with pytest.raises(TypeError):
         rig.log.log("INFO", "a string level")  # type: ignore[arg-type]
@@ -568,7 +588,7 @@ def test_nested_adapter_goes_through_logging_with_the_right_caller(new_rig: Call
     for outer in outers:
         outer.info("nested")
     (ours, stock) = rig.take()
-    assert isinstance(ours[3], dict)
-    assert ours[3] == stock[3]
+    assert not fast(ours)
+    assert tags_of(ours) == tags_of(stock)
     assert ours[1] == stock[1] == "SPUTNIK"
-    assert ours[3]["funcName"] == "test_nested_adapter_goes_through_logging_with_the_right_caller"
+    assert tags_of(ours)["funcName"] == "test_nested_adapter_goes_through_logging_with_the_right_caller"
