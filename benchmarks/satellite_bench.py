@@ -65,6 +65,7 @@ class Target:
     burst: bool
     rtt_n: int
     overload: bool = False  # also the 10x burst that overflows our bounded log queue
+    bare: bool = False  # also the bare pyzmq loop (satellite_floor.py's burst_bare)
 
 
 @dataclass
@@ -123,7 +124,7 @@ def targets(args: argparse.Namespace) -> list[Target]:
             True,
             args.rtt_cdaq,
         ),
-        Target("floor", "raw floor", floor, None, True, args.rtt),
+        Target("floor", "raw floor", floor, None, True, args.rtt, bare=True),
     ]
     return [t for t in all_targets if t.key in args.only]
 
@@ -177,13 +178,18 @@ def measure(target: Target, args: argparse.Namespace) -> Result:
         result.rss_mib, result.threads, result.idle_cpu_pct = stats.rss_mib, stats.threads, stats.idle_cpu_pct
         if target.burst:
             cases = [
-                ("INFO", "INFO", args.burst, args.burst_reps),
-                ("WARNING", "WARNING", args.burst, args.burst_reps),
+                ("INFO", "INFO", args.burst, args.burst_reps, "burst"),
+                ("WARNING", "WARNING", args.burst, args.burst_reps, "burst"),
             ]
             if target.overload:
-                cases.append(("INFO overload", "INFO", args.burst * 10, 1))
-            for label, level, n, reps in cases:
-                runs = [probe.log_throughput(ctx, ports["cmd"], ports["mon"], level, n) for _ in range(reps)]
+                cases.append(("INFO overload", "INFO", args.burst * 10, 1, "burst"))
+            if target.bare:
+                cases.append(("INFO bare", "INFO", args.burst, args.burst_reps, "burst_bare"))
+            for label, level, n, reps, command in cases:
+                runs = [
+                    probe.log_throughput(ctx, ports["cmd"], ports["mon"], level, n, burst_command=command)
+                    for _ in range(reps)
+                ]
                 result.logs[label] = {
                     "sent": sum(r.sent for r in runs),
                     "received": sum(r.received for r in runs),
@@ -261,6 +267,7 @@ def report(results: dict[str, Result], args: argparse.Namespace) -> str:
         "INFO": f"INFO burst of {args.burst}, not printed",
         "WARNING": f"WARNING burst of {args.burst}, also printed",
         "INFO overload": f"INFO burst of {args.burst * 10}, not printed",
+        "INFO bare": f"INFO burst of {args.burst}, bare pyzmq loop (floor only: header encoded once)",
     }
     for case, text in printed.items():
         rates, losses = [], []
@@ -269,13 +276,21 @@ def report(results: dict[str, Result], args: argparse.Namespace) -> str:
             entry = r.logs.get(case) if r else None
             rates.append(entry["per_second"] if entry else None)
             losses.append(f" ({int(entry['lost'])}/{int(entry['sent'])})" if entry else "")
-        goal = (
-            "overflows the queue: excess dropped and counted" if case == "INFO overload" else ">= 10x 1.0.2"
-        )
+        goal = {
+            "INFO overload": "overflows the queue: excess dropped and counted",
+            "INFO bare": "the most a Python publisher gets through pyzmq",
+        }.get(case, ">= 10x 1.0.2")
         lines.append(
             f"| logs/s, {text} (lost/sent) | {_fmt(rates[0], ',.0f')}{losses[0]} | "
             f"{_fmt(rates[1], ',.0f')}{losses[1]} | {_fmt(rates[2], ',.0f')}{losses[2]} | "
             f"{_ratio(rates[0], rates[1])} | {_ratio(rates[0], rates[2])} | {goal} |"
+        )
+    bare, base = (r.logs.get(k) if r else None for r, k in ((floor, "INFO bare"), (cdaq, "INFO")))
+    if bare and base:
+        ratio = bare["per_second"] / base["per_second"]
+        lines.append(
+            f"\nbare pyzmq loop / 1.0.2's unprinted INFO rate: {ratio:.2f}x "
+            f"(10x 1.0.2 = {10 * base['per_second']:,.0f}/s)"
         )
     errors = [f"{k}: {r.error}" for k, r in results.items() if r.error]
     conditions = (
