@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import psutil
 import zmq
 
 from protocols import chirp, cmdp, cscp
-from tests.harness import loopback_chirp_socket
+from tests.harness import BeaconLog
 
 try:
     from benchmarks import zmtp_sub
@@ -143,67 +142,21 @@ def process_stats(pid: int, idle_window: float) -> ProcStats:
     return ProcStats(rss / 2**20, threads, 100.0 * (c1 - c0) / (t1 - t0))
 
 
-class ChirpObserver:
-    """A raw CHIRP listener on the loopback multicast route (inside the namespace only).
-
-    A background thread stamps every beacon of the group with its arrival time (monotonic), so the
-    arrival of an OFFER is known exactly even if we look for it later.
-    """
+class ChirpObserver(BeaconLog):
+    """A raw CHIRP listener on the loopback multicast route (inside the namespace only), stamping every
+    beacon of the group on arrival (`tests.harness.BeaconLog`), that can also send a REQUEST."""
 
     def __init__(self, group: str) -> None:
         if "NETNS_HOSTS" not in os.environ:
             raise ProbeFailed("CHIRP probing needs the private network namespace")
-        self.group_id = chirp.group_id(group)
+        super().__init__(group)
         self.host_id = chirp.host_id(f"Bench.observer{uuid.uuid4().hex[:8]}")
-        sock = loopback_chirp_socket()
-        sock.settimeout(0.05)
-        self.sock = sock
-        self.beacons: list[tuple[float, chirp.Beacon]] = []
-        self._changed = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="chirp-observer", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(2048)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            arrived = time.monotonic()
-            try:
-                beacon = chirp.decode(data)
-            except ValueError:
-                continue
-            if beacon.group_id == self.group_id:
-                with self._changed:
-                    self.beacons.append((arrived, beacon))
-                    self._changed.notify_all()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
 
     def wait_offer(self, host: bytes, service: chirp.ServiceId, after: float, timeout: float) -> float:
-        """Arrival time (monotonic) of the first OFFER of ``service`` from ``host`` after ``after``."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for arrived, b in self.beacons:
-                    if (
-                        arrived >= after
-                        and b.type is chirp.MessageType.OFFER
-                        and b.host_id == host
-                        and b.service is service
-                    ):
-                        return arrived
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ProbeFailed(f"no CHIRP OFFER {service.name} within {timeout}s")
-                self._changed.wait(remaining)
+        try:
+            return super().wait_offer(host, service, after, timeout)
+        except TimeoutError as exc:
+            raise ProbeFailed(str(exc)) from None
 
     def request_to_offer(self, host: bytes, service: chirp.ServiceId, timeout: float) -> float:
         """Seconds from our CHIRP REQUEST to the satellite's OFFER in reply."""

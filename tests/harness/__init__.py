@@ -6,7 +6,7 @@ tell whether we are inside a private network namespace (see ``tests/netns/netns-
 
 from __future__ import annotations
 
-from tests.harness.chirpsock import loopback_chirp_socket
+from tests.harness.chirpsock import BeaconLog, loopback_chirp_socket
 from tests.harness.netns import NETNS_RUN, in_netns, netns_hosts, userns_available
 from tests.harness.oracle import OracleUnavailable, oracle_python, prepare_oracle
 from tests.harness.procs import Proc, ProcessFailed, spawn_process
@@ -14,6 +14,7 @@ from tests.harness.wait import WaitTimeout, eventually, free_tcp_port, holds_for
 
 __all__ = [
     "NETNS_RUN",
+    "BeaconLog",
     "OracleUnavailable",
     "Proc",
     "ProcessFailed",

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +15,17 @@ import zmq.asyncio
 
 from constellation import Satellite
 from protocols import chp, cmdp, cscp
-from tests.harness import eventually
+from tests.conftest import require_netns
+from tests.harness import BeaconLog, eventually
+
+
+@pytest.fixture
+def beacons(group: str) -> Iterator[BeaconLog]:
+    """Every CHIRP beacon of the test's group on loopback (inside the namespace only)."""
+    require_netns()
+    log = BeaconLog(group)
+    yield log
+    log.close()
 
 
 class Client:

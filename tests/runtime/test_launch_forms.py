@@ -5,24 +5,17 @@ host name) or CHIRP is off; in each case the offered ports answer and every OFFE
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import zmq
 
 from protocols import cscp
 from protocols.chirp import MessageType, ServiceId
-from tests.harness import Proc, wait_until
-from tests.runtime.test_launch_netns import READY, SATELLITE_RUN, SERVICES, Beacons, services
+from tests.harness import BeaconLog, Proc, wait_until
+from tests.runtime.test_launch_netns import READY, SATELLITE_RUN, SERVICES, services
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(90)]
-
-
-@pytest.fixture
-def beacons(group: str) -> Iterator[Beacons]:
-    b = Beacons(group)
-    yield b
-    b.close()
 
 
 def _get_name(port: int) -> str:
@@ -40,7 +33,7 @@ def _get_name(port: int) -> str:
 
 @pytest.mark.parametrize("bind", ["*", "127.0.0.1", "0.0.0.0", "lo", "localhost"])
 def test_every_bind_form_is_offered_answers_and_departs(
-    spawn: Callable[..., Proc], group: str, beacons: Beacons, bind: str
+    spawn: Callable[..., Proc], group: str, beacons: BeaconLog, bind: str
 ) -> None:
     name = {"*": "Star", "127.0.0.1": "Loop", "0.0.0.0": "Any", "lo": "Lo", "localhost": "Host"}[bind]
     proc = spawn(
@@ -67,7 +60,7 @@ def test_every_bind_form_is_offered_answers_and_departs(
 
 @pytest.mark.parametrize("discovery", ["none", "zeroconf"])
 def test_without_chirp_nothing_is_beaconed_and_the_ports_answer(
-    spawn: Callable[..., Proc], group: str, beacons: Beacons, discovery: str
+    spawn: Callable[..., Proc], group: str, beacons: BeaconLog, discovery: str
 ) -> None:
     argv = (SATELLITE_RUN, "Sputnik", "-g", group, "--discovery")
     proc = spawn(*argv, discovery, "-n", "Quiet", ready=READY, timeout=20)

@@ -7,18 +7,15 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import zmq
 
-from protocols import chirp, cscp
+from protocols import cscp
 from protocols.chirp import Beacon, MessageType, ServiceId
-from tests.conftest import require_netns
-from tests.harness import Proc, loopback_chirp_socket, wait_until
+from tests.harness import BeaconLog, Proc, wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(90)]
 
@@ -28,55 +25,12 @@ READY = r"^READY (\S+) cmd=(\d+) hb=(\d+) mon=(\d+)$"
 SERVICES = {ServiceId.CONTROL, ServiceId.HEARTBEAT, ServiceId.MONITORING}
 
 
-class Beacons:
-    """Every CHIRP beacon of one group seen on loopback, in arrival order, stamped (monotonic)."""
-
-    def __init__(self, group: str) -> None:
-        require_netns()
-        self.group_id = chirp.group_id(group)
-        self.seen: list[tuple[float, Beacon]] = []
-        self._sock = loopback_chirp_socket()
-        self._sock.settimeout(0.05)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self._sock.recv(2048)
-            except TimeoutError:
-                continue
-            try:
-                beacon = chirp.decode(data)
-            except ValueError:
-                continue
-            if beacon.group_id == self.group_id:
-                self.seen.append((time.monotonic(), beacon))
-
-    def of(self, name: str, kind: MessageType | None = None) -> list[Beacon]:
-        host = chirp.host_id(name)
-        return [b for _, b in list(self.seen) if b.host_id == host and (kind is None or b.type is kind)]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._sock.close()
-
-
-@pytest.fixture
-def beacons(group: str) -> Iterator[Beacons]:
-    b = Beacons(group)
-    yield b
-    b.close()
-
-
 def services(bs: list[Beacon]) -> dict[ServiceId, int]:
     return {b.service: b.port for b in bs}
 
 
 def test_offer_comes_before_ready_and_a_command_sent_on_it_is_answered(
-    spawn: Callable[..., Proc], group: str, beacons: Beacons
+    spawn: Callable[..., Proc], group: str, beacons: BeaconLog
 ) -> None:
     ctx = zmq.Context()
     try:
@@ -113,7 +67,7 @@ def test_offer_comes_before_ready_and_a_command_sent_on_it_is_answered(
     wait_until(lambda: set(services(beacons.of("Sputnik.Early", MessageType.DEPART))) == SERVICES)
 
 
-def test_unknown_type_and_taken_port_announce_nothing(group: str, beacons: Beacons) -> None:
+def test_unknown_type_and_taken_port_announce_nothing(group: str, beacons: BeaconLog) -> None:
     bad = subprocess.run(
         [SATELLITE_RUN, "Sputnk", "-n", "A", "-g", group], capture_output=True, text=True, timeout=30
     )
@@ -142,7 +96,7 @@ def test_unknown_type_and_taken_port_announce_nothing(group: str, beacons: Beaco
 
 
 def test_class_naming_another_type_withdraws_the_early_offer(
-    spawn: Callable[..., Proc], group: str, beacons: Beacons
+    spawn: Callable[..., Proc], group: str, beacons: BeaconLog
 ) -> None:
     proc = spawn(sys.executable, VARIANTS, "other-type", "-n", "Twin", "-g", group, ready=READY, timeout=20)
     assert proc.ready is not None
@@ -156,7 +110,7 @@ def test_class_naming_another_type_withdraws_the_early_offer(
 @pytest.mark.parametrize(
     "mode", ["start-fails", "start-fails-sigterm-on-depart", "start-fails-sigint-on-depart"]
 )
-def test_failed_start_departs_the_early_offer(group: str, beacons: Beacons, mode: str) -> None:
+def test_failed_start_departs_the_early_offer(group: str, beacons: BeaconLog, mode: str) -> None:
     """Even when a signal arrives while the OFFERs are being departed."""
     res = subprocess.run(
         [sys.executable, VARIANTS, mode, "-n", "Bad", "-g", group],
@@ -172,7 +126,7 @@ def test_failed_start_departs_the_early_offer(group: str, beacons: Beacons, mode
 @pytest.mark.parametrize(("mode", "ready"), [("slow-load", r"^LOADING$"), ("slow-init", r"^CONSTRUCTING$")])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_before_the_runtime_departs_the_early_offer(
-    spawn: Callable[..., Proc], group: str, beacons: Beacons, sig: int, mode: str, ready: str
+    spawn: Callable[..., Proc], group: str, beacons: BeaconLog, sig: int, mode: str, ready: str
 ) -> None:
     """While the class loads, or inside `asyncio.run` before the runtime's own signal handlers."""
     proc = spawn(sys.executable, VARIANTS, mode, "-n", "Slow", "-g", group, ready=ready, timeout=20)
@@ -183,7 +137,7 @@ def test_signal_before_the_runtime_departs_the_early_offer(
 
 
 @pytest.mark.parametrize("mode", ["sigterm-on-offer", "sigint-on-offer"])
-def test_signal_while_the_offer_goes_out_departs_it(group: str, beacons: Beacons, mode: str) -> None:
+def test_signal_while_the_offer_goes_out_departs_it(group: str, beacons: BeaconLog, mode: str) -> None:
     """The signal lands inside `constellation.launch`, after the OFFERs are sent and before the caller
     holds the object that can depart them."""
     res = subprocess.run(
