@@ -6,7 +6,8 @@ this first, with the standard library and `protocols.chirp` only:
 
 1. `Prebound` binds and listens on the three TCP ports (CONTROL, HEARTBEAT, MONITORING). The kernel
    accepts connections into the listen backlog from then on.
-2. `EarlyOffer` sends the CHIRP OFFERs for those ports, exactly the beacons the runtime's discovery sends.
+2. `EarlyOffer` sends the CHIRP OFFERs for those ports, exactly the beacons the runtime's discovery sends,
+   and answers REQUESTs for them until the runtime's discovery runs.
 3. The runtime starts; its ZeroMQ sockets adopt the listening descriptors (``ZMQ_USE_FD``, the
    socket-activation option of libzmq) instead of binding their own, and serve whatever connected in
    the meantime: a controller that connected and sent a command on the early OFFER gets its reply as
@@ -27,15 +28,18 @@ import contextlib
 import ipaddress
 import os
 import re
+import select
 import signal
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 
 from protocols import chirp
 from protocols.chirp import Beacon, MessageType, ServiceId
+from protocols.errors import DecodeError
 
-from .discovery.sockets import send_socket
+from .discovery.sockets import recv_socket, send_socket
 
 __all__ = [
     "SERVICES",
@@ -112,7 +116,11 @@ def _listener(host: str, port: int, key: str) -> socket.socket:
 
 
 class EarlyOffer:
-    """CHIRP OFFERs for `ports` (by port key), sent on every address at construction."""
+    """CHIRP OFFERs for `ports` (by port key), sent on every address at construction; until `close` or
+    `withdraw`, a REQUEST for one of these services from our group is answered with its OFFER, as the
+    runtime's discovery does (a listener that starts in the ~0.2 s before the runtime's discovery runs
+    would otherwise wait for it). Answering needs a multicast target: none for a unicast one (tests).
+    """
 
     def __init__(
         self,
@@ -128,34 +136,90 @@ class EarlyOffer:
         self._offers = {SERVICES[key]: port for key, port in ports.items()}
         self._target = target
         self._socks: list[socket.socket] = []
+        self._answerer: _Answerer | None = None
         try:
             self._socks.extend(send_socket(address) for address in addresses)
-        except OSError:
+            self._emit(MessageType.OFFER)
+            if ipaddress.IPv4Address(target[0]).is_multicast:
+                self._answerer = _Answerer(recv_socket(addresses, *target), self._answer)
+        except BaseException:
             self.close()
             raise
-        self._emit(MessageType.OFFER)
 
     @property
     def open(self) -> bool:
         return bool(self._socks)
 
     def withdraw(self) -> None:
-        """DEPART every early offer (the start failed) and close."""
+        """DEPART every early offer (the start failed) and close; no OFFER can follow the DEPARTs."""
+        self._stop_answering()
         self._emit(MessageType.DEPART)
         self.close()
 
     def close(self) -> None:
         """Close the sockets; the offers stand (the runtime's discovery has taken them over)."""
+        self._stop_answering()
         for sock in self._socks:
             sock.close()
         self._socks.clear()
 
-    def _emit(self, kind: MessageType) -> None:
+    def _stop_answering(self) -> None:
+        if self._answerer is not None:
+            self._answerer.stop()
+            self._answerer = None
+
+    def _answer(self, data: bytes) -> None:
+        try:
+            beacon = chirp.decode(data)
+        except DecodeError:
+            return  # malformed datagrams are dropped, as the runtime does
+        if (
+            beacon.type is MessageType.REQUEST
+            and beacon.group_id == self._group_id
+            and beacon.host_id != self._host_id
+            and beacon.service in self._offers
+        ):
+            self._emit(MessageType.OFFER, beacon.service)
+
+    def _emit(self, kind: MessageType, only: ServiceId | None = None) -> None:
         for service, port in self._offers.items():
+            if only is not None and service is not only:
+                continue
             data = chirp.encode(Beacon(kind, self._group_id, self._host_id, service, port))
             for sock in self._socks:
                 with contextlib.suppress(OSError):  # a full or unroutable interface: the runtime offers again
                     sock.sendto(data, self._target)
+
+
+class _Answerer:
+    """A thread handing every datagram of `sock` to `handle` until `stop` (which waits for it)."""
+
+    def __init__(self, sock: socket.socket, handle: Callable[[bytes], None]) -> None:
+        self._sock = sock
+        self._handle = handle
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._run, name="chirp-early", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                readable, _, _ = select.select([self._sock.fileno(), self._wake_r], [], [])
+                if self._wake_r in readable:
+                    return
+                try:
+                    data = self._sock.recv(2048)
+                except OSError:
+                    continue
+                self._handle(data)
+        finally:
+            self._sock.close()
+
+    def stop(self) -> None:
+        os.write(self._wake_w, b"x")
+        self._thread.join()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
 
 class ExitSignals:

@@ -31,8 +31,8 @@ def main() -> int:
         sig = signal.SIGTERM if mode == "sigterm-on-offer" else signal.SIGINT
         emit = launch.EarlyOffer._emit
 
-        def emit_then_signal(self: launch.EarlyOffer, kind: MessageType) -> None:
-            emit(self, kind)
+        def emit_then_signal(self: launch.EarlyOffer, kind: MessageType, *rest: Any) -> None:
+            emit(self, kind, *rest)
             if kind is MessageType.OFFER:
                 os.kill(os.getpid(), sig)
 
@@ -42,10 +42,10 @@ def main() -> int:
         sig = signal.SIGTERM if "sigterm" in mode else signal.SIGINT
         emit = launch.EarlyOffer._emit
 
-        def signal_then_emit(self: launch.EarlyOffer, kind: MessageType) -> None:
+        def signal_then_emit(self: launch.EarlyOffer, kind: MessageType, *rest: Any) -> None:
             if kind is MessageType.DEPART:
                 os.kill(os.getpid(), sig)
-            emit(self, kind)
+            emit(self, kind, *rest)
 
         launch.EarlyOffer._emit = signal_then_emit  # type: ignore[method-assign]
         mode = "start-fails"

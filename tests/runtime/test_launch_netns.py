@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from protocols import cscp
+from protocols import chirp, cscp
 from protocols.chirp import Beacon, MessageType, ServiceId
 from tests.harness import BeaconLog, Proc, wait_until
 
@@ -150,3 +150,28 @@ def test_signal_while_the_offer_goes_out_departs_it(group: str, beacons: BeaconL
     wait_until(lambda: len(beacons.of("Sputnik.Jumpy")) == 6, timeout=5)
     kinds = [b.type for b in beacons.of("Sputnik.Jumpy")]
     assert kinds == [MessageType.OFFER] * 3 + [MessageType.DEPART] * 3
+
+
+def test_a_request_before_the_runtime_is_answered_by_the_early_offer(
+    spawn: Callable[..., Proc], group: str, beacons: BeaconLog
+) -> None:
+    """A listener that starts while the satellite is still loading (here: for good) finds it at once."""
+    proc = spawn(
+        sys.executable, VARIANTS, "slow-load", "-n", "Asked", "-g", group, ready="^LOADING$", timeout=20
+    )
+    wait_until(lambda: len(beacons.of("Sputnik.Asked", MessageType.OFFER)) == 3, timeout=5)
+    offered = services(beacons.of("Sputnik.Asked", MessageType.OFFER))
+    for service in (ServiceId.HEARTBEAT, ServiceId.CONTROL, ServiceId.DATA):
+        request = Beacon(MessageType.REQUEST, beacons.group_id, chirp.host_id("Ctl.asking"), service, 0)
+        beacons.sock.sendto(chirp.encode(request), (chirp.MULTICAST_ADDRESS, chirp.PORT))
+    wait_until(lambda: len(beacons.of("Sputnik.Asked", MessageType.OFFER)) == 5, timeout=5)
+    answers = beacons.of("Sputnik.Asked", MessageType.OFFER)[3:]
+    assert {(b.service, b.port) for b in answers} == {
+        (ServiceId.HEARTBEAT, offered[ServiceId.HEARTBEAT]),
+        (ServiceId.CONTROL, offered[ServiceId.CONTROL]),
+    }  # and nothing for DATA, which it does not offer
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    wait_until(lambda: len(beacons.of("Sputnik.Asked", MessageType.DEPART)) == 3, timeout=5)
+    kinds = [b.type for b in beacons.of("Sputnik.Asked")]
+    assert kinds[-3:] == [MessageType.DEPART] * 3  # no OFFER after the DEPARTs
