@@ -3,25 +3,38 @@
 A `logging.StreamHandler` on stderr flushes after every record, and stderr is line-buffered anyway, so
 each printed record costs a `write` system call, plus a hand-over of the GIL to whichever thread runs
 meanwhile and back: in a satellite logging from a hook, about 25 of the 35 us a printed record took.
-`ConsoleHandler` writes to its own block-buffered stream on the same descriptor and, once attached to
-the satellite's event loop, has the loop flush it: at most one flush per loop iteration, however many
-records arrived meanwhile. A line waits no longer than the loop takes to come round (well under a
-millisecond when idle), and never more than `MAX_DELAY_S` while records keep coming. Without a loop
-(before the runtime starts, after it stops) every record is flushed at once, as before.
+
+`ConsoleHandler` puts its lines, encoded as the stream would, into the stream's own binary buffer
+(`sys.stderr.buffer`) without flushing it, and, once attached to the satellite's event loop, has the loop
+flush it: at most one flush per loop iteration, however many records arrived meanwhile. Sharing the
+buffer keeps the order with everything else written to `sys.stderr` (tracebacks, warnings,
+`print(file=sys.stderr)`): stderr's text layer is line-buffered, so such a write flushes our lines
+first; and every flush of stderr (interpreter exit, `multiprocessing`'s child exit, `satellite-run`
+before `os._exit`) writes them out too.
+
+A line waits no longer than the loop takes to come round (well under a millisecond when idle). When the
+loop does not come round, because it is blocked, stopped or closed, a watchdog thread flushes lines
+older than `MAX_DELAY_S`, whether records keep coming or not. Without a loop (before the runtime
+starts, after it stops, in a forked child) every record is flushed at once, as `StreamHandler` does.
+A stream without a binary buffer (pytest's capture) is written and flushed per record; no stream at
+all (Python started with descriptor 2 closed: `sys.stderr` is None) drops the lines.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
+import os
 import sys
+import threading
 import time
 from typing import ClassVar, TextIO
 
 __all__ = ["MAX_DELAY_S", "ConsoleFormatter", "ConsoleHandler"]
 
 MAX_DELAY_S = 0.05
-_BUFFER = 1 << 16
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -37,65 +50,105 @@ class ConsoleFormatter(logging.Formatter):
 
 
 class ConsoleHandler(logging.StreamHandler[TextIO]):
-    """Log lines to a descriptor (stderr by default), flushed by the attached event loop."""
+    """Log lines to a text stream (`sys.stderr` by default), flushed by the attached event loop."""
 
-    def __init__(self, fd: int | None = None) -> None:
-        if fd is None:
-            fd = sys.stderr.fileno()
-        stream = open(  # noqa: SIM115 (lives as long as the handler; closefd=False leaves fd 2 open)
-            fd,
-            "w",
-            buffering=_BUFFER,
-            encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
-            errors="backslashreplace",
-            closefd=False,
-        )
-        super().__init__(stream)
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(sys.stderr if stream is None else stream)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending = False  # a flush is scheduled on the loop
-        self._since = 0.0  # monotonic time of the oldest unflushed line
+        self._pid = os.getpid()  # a forked child has no loop running: it flushes per record
+        self._scheduled = False  # a flush is queued on the loop
+        self._oldest = 0.0  # monotonic time of the oldest line not flushed yet; 0.0: none
+        self._wake = threading.Condition(self.lock)
+        self._watchdog: threading.Thread | None = None
+        self._idle = True  # the watchdog waits for a line (emit notifies it)
+
+    @property
+    def _binary(self) -> io.BufferedWriter | None:
+        """The stream's binary buffer to put encoded lines in, or None to write text and flush."""
+        buffer = getattr(self.stream, "buffer", None)
+        if isinstance(self.stream, io.TextIOWrapper) and isinstance(buffer, io.BufferedWriter):
+            return buffer
+        return None
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """From now on the loop flushes (call from the loop's thread, once it runs)."""
         with self.lock:  # type: ignore[union-attr]
+            if self._binary is None:
+                return  # nothing to batch
             self._loop = loop
+            self._pid = os.getpid()
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._watch, name="console-log-flush", daemon=True)
+                self._watchdog.start()
 
     def detach(self) -> None:
         """Back to a flush per record; writes out what is buffered."""
         with self.lock:  # type: ignore[union-attr]
             self._loop = None
-            self._pending = False
-        self.flush()
+            self._scheduled = False
+            self._watchdog = None  # it ends when it wakes (a daemon, not joined: close() may hold the lock)
+            self._wake.notify()
+            self._flush_quietly()
 
     def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held (Handler.handle)
+        stream = self.stream
+        if stream is None:
+            return
         try:
-            self.stream.write(self.format(record) + self.terminator)
+            line = self.format(record) + self.terminator
+            binary = self._binary
+            if binary is None or self._loop is None or self._pid != os.getpid():
+                self._loop = None  # forked: the loop runs in the parent only
+                stream.write(line)
+                self.flush()
+                return
+            binary.write(line.encode(stream.encoding, "backslashreplace"))
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
             return
-        loop = self._loop
-        if loop is None:
-            self.flush()
+        if self._oldest:
+            return  # a flush is on its way: the loop's, else the watchdog's
+        self._oldest = time.monotonic()
+        if self._idle:
+            self._wake.notify()
+        if self._scheduled:
             return
-        if not self._pending:
-            self._pending = True
-            self._since = time.monotonic()
-            try:
-                loop.call_soon_threadsafe(self._flush_pending)
-            except RuntimeError:  # the loop closed under us
-                self._loop = None
-                self._pending = False
-                self.flush()
-        elif time.monotonic() - self._since > MAX_DELAY_S:
-            self.flush()  # the loop is slow to come round: do not let lines wait on it
-            self._since = time.monotonic()
+        try:
+            self._loop.call_soon_threadsafe(self._flush_pending)
+            self._scheduled = True
+        except RuntimeError:  # the loop closed under us
+            self._loop = None
+            self._flush_quietly()
 
     def _flush_pending(self) -> None:
         with self.lock:  # type: ignore[union-attr]
-            self._pending = False
+            self._scheduled = False
+            self._flush_quietly()
+
+    def _flush_quietly(self) -> None:
+        """Flush (lock held). A failure (EPIPE, EBADF) is not raised into the loop or a logging call:
+        the lines stay in the buffer, as in stderr's own, and the next record flushed at once meets it."""
+        self._oldest = 0.0
+        with contextlib.suppress(OSError, ValueError):
             self.flush()
+
+    def _watch(self) -> None:
+        """Flush lines the loop has left waiting `MAX_DELAY_S` (it is blocked, stopped or closed)."""
+        me = threading.current_thread()
+        with self.lock:  # type: ignore[union-attr]
+            while self._watchdog is me:
+                if not self._oldest:
+                    self._idle = True
+                    self._wake.wait()
+                    self._idle = False
+                    continue
+                due = self._oldest + MAX_DELAY_S - time.monotonic()
+                if due > 0:
+                    self._wake.wait(due)
+                else:
+                    self._flush_quietly()
 
     def close(self) -> None:
         self.detach()
