@@ -35,6 +35,7 @@ from typing import ClassVar, TextIO
 __all__ = ["MAX_DELAY_S", "ConsoleFormatter", "ConsoleHandler"]
 
 MAX_DELAY_S = 0.05
+_BUFFER = 1 << 16  # our own buffer, when stderr has none (PYTHONUNBUFFERED)
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -61,14 +62,28 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
         self._wake = threading.Condition(self.lock)
         self._watchdog: threading.Thread | None = None
         self._idle = True  # the watchdog waits for a line (emit notifies it)
+        self._binary, self._own = _binary_of(self.stream)
+        self._encoding = getattr(self.stream, "encoding", None) or "utf-8"
 
-    @property
-    def _binary(self) -> io.BufferedWriter | None:
-        """The stream's binary buffer to put encoded lines in, or None to write text and flush."""
-        buffer = getattr(self.stream, "buffer", None)
-        if isinstance(self.stream, io.TextIOWrapper) and isinstance(buffer, io.BufferedWriter):
-            return buffer
-        return None
+    def setStream(self, stream: TextIO) -> TextIO | None:
+        with self.lock:  # type: ignore[union-attr]
+            old = super().setStream(stream)
+            self._drop_own()
+            self._binary, self._own = _binary_of(stream)
+            self._encoding = getattr(stream, "encoding", None) or "utf-8"
+            return old
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._own and self._binary is not None:
+                self._binary.flush()
+            super().flush()
+
+    def _drop_own(self) -> None:
+        if self._own and self._binary is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._binary.close()  # flushes; the descriptor stays open (closefd=False)
+        self._binary, self._own = None, False
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """From now on the loop flushes (call from the loop's thread, once it runs)."""
@@ -91,18 +106,14 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
             self._flush_quietly()
 
     def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held (Handler.handle)
-        stream = self.stream
-        if stream is None:
-            return
+        binary = self._binary
         try:
-            line = self.format(record) + self.terminator
-            binary = self._binary
-            if binary is None or self._loop is None or self._pid != os.getpid():
-                self._loop = None  # forked: the loop runs in the parent only
-                stream.write(line)
-                self.flush()
+            if binary is None or self._loop is None:
+                if self.stream is not None:
+                    self.stream.write(self.format(record) + self.terminator)
+                    self.flush()
                 return
-            binary.write(line.encode(stream.encoding, "backslashreplace"))
+            binary.write((self.format(record) + self.terminator).encode(self._encoding, "backslashreplace"))
         except RecursionError:
             raise
         except Exception:
@@ -110,6 +121,10 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
             return
         if self._oldest:
             return  # a flush is on its way: the loop's, else the watchdog's
+        if self._pid != os.getpid():  # forked (checked once a batch): the loop runs in the parent only
+            self._loop = None
+            self._flush_quietly()
+            return
         self._oldest = time.monotonic()
         if self._idle:
             self._wake.notify()
@@ -152,4 +167,27 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
 
     def close(self) -> None:
         self.detach()
+        with self.lock:  # type: ignore[union-attr]
+            self._drop_own()
         super().close()
+
+
+def _binary_of(stream: TextIO | None) -> tuple[io.BufferedWriter | None, bool]:
+    """The binary buffer to put encoded lines in, and whether it is our own.
+
+    The text stream's own buffer when it has one (stderr's, normally): the order with every other write
+    to the stream is kept. Under PYTHONUNBUFFERED stderr has none (its text layer writes through to the
+    descriptor): a buffer of our own on the same descriptor, as the only way to batch; a direct write
+    to stderr can then overtake lines waiting in it (for one loop iteration at most, normally).
+    None when there is no descriptor either (no stream, pytest's capture): lines are written and flushed.
+    """
+    if not isinstance(stream, io.TextIOWrapper):
+        return None, False
+    buffer = stream.buffer
+    if isinstance(buffer, io.BufferedWriter):
+        return buffer, False
+    try:
+        fd = stream.fileno()
+        return io.BufferedWriter(io.FileIO(fd, "w", closefd=False), _BUFFER), True  # closed in close()
+    except (OSError, ValueError):
+        return None, False

@@ -24,11 +24,14 @@ pytestmark = pytest.mark.timeout(30)
 class Sink:
     """A file descriptor to log to, and what has reached it (not what sits in a buffer)."""
 
-    def __init__(self, encoding: str = "utf-8") -> None:
+    def __init__(self, encoding: str = "utf-8", unbuffered: bool = False) -> None:
         self.fd, self.path = tempfile.mkstemp(prefix="consolelog-")
-        # like sys.stderr: a line-buffered text layer on a buffered binary writer
-        self.stream = open(self.fd, "w", encoding=encoding, errors="backslashreplace", closefd=False)  # noqa: SIM115
-        self.stream.reconfigure(line_buffering=True)
+        if unbuffered:  # sys.stderr under PYTHONUNBUFFERED: the text layer writes through to the descriptor
+            raw = io.FileIO(self.fd, "w", closefd=False)
+            self.stream = io.TextIOWrapper(raw, encoding, "backslashreplace", write_through=True)
+        else:  # sys.stderr otherwise: a line-buffered text layer on a buffered binary writer
+            self.stream = open(self.fd, "w", encoding=encoding, errors="backslashreplace", closefd=False)  # noqa: SIM115
+            self.stream.reconfigure(line_buffering=True)
         self.handler = ConsoleHandler(self.stream)
         self.handler.setFormatter(ConsoleFormatter("%(levelname)s [%(component)s] %(message)s"))
         self.flushes = 0
@@ -60,8 +63,15 @@ class Sink:
         os.unlink(self.path)
 
 
+@pytest.fixture(params=["buffered", "unbuffered"])
+def sink(request: pytest.FixtureRequest) -> Iterator[Sink]:
+    s = Sink(unbuffered=request.param == "unbuffered")
+    yield s
+    s.close()
+
+
 @pytest.fixture
-def sink() -> Iterator[Sink]:
+def buffered_sink() -> Iterator[Sink]:
     s = Sink()
     yield s
     s.close()
@@ -163,26 +173,26 @@ def test_a_loop_that_never_runs_again_does_not_hold_lines_back(sink: Sink) -> No
         loop.close()
 
 
-async def test_lines_keep_their_order_with_direct_writes_to_the_stream(sink: Sink) -> None:
+async def test_lines_keep_their_order_with_direct_writes_to_the_stream(buffered_sink: Sink) -> None:
     # tracebacks, warnings and print(file=sys.stderr) go through sys.stderr's text layer, not the handler
-    sink.handler.attach(asyncio.get_running_loop())
-    sink.logger.warning("logged first")
-    print("printed second", file=sink.stream)
-    sink.logger.warning("logged third")
-    await eventually(lambda: len(sink.lines()) == 3, timeout=5)
-    assert sink.lines() == [
+    buffered_sink.handler.attach(asyncio.get_running_loop())
+    buffered_sink.logger.warning("logged first")
+    print("printed second", file=buffered_sink.stream)
+    buffered_sink.logger.warning("logged third")
+    await eventually(lambda: len(buffered_sink.lines()) == 3, timeout=5)
+    assert buffered_sink.lines() == [
         "WARNING [SPUTNIK] logged first",
         "printed second",
         "WARNING [SPUTNIK] logged third",
     ]
 
 
-async def test_a_flush_of_the_stream_writes_out_the_lines(sink: Sink) -> None:
+async def test_a_flush_of_the_stream_writes_out_the_lines(buffered_sink: Sink) -> None:
     # what `satellite-run` does before os._exit, what interpreter exit and multiprocessing's children do
-    sink.handler.attach(asyncio.get_running_loop())
-    sink.logger.warning("pending")
-    sink.stream.flush()
-    assert sink.lines() == ["WARNING [SPUTNIK] pending"]
+    buffered_sink.handler.attach(asyncio.get_running_loop())
+    buffered_sink.logger.warning("pending")
+    buffered_sink.stream.flush()
+    assert buffered_sink.lines() == ["WARNING [SPUTNIK] pending"]
 
 
 def pipe_without_reader() -> tuple[io.TextIOWrapper, int]:
@@ -249,10 +259,13 @@ def test_no_stream_drops_lines_and_a_stream_without_a_buffer_is_written_per_reco
         loop.close()
 
 
+@pytest.mark.parametrize("unbuffered", [False, True])
 @pytest.mark.parametrize("encoding", ["utf-8", "latin-1", "ascii"])
-async def test_encoding_and_lone_surrogates_as_the_stream_writes_them(encoding: str) -> None:
+async def test_encoding_and_lone_surrogates_as_the_stream_writes_them(
+    encoding: str, unbuffered: bool
+) -> None:
     text = "caf\u00e9 \u20ac \udcff end"
-    batched, plain = Sink(encoding), Sink(encoding)
+    batched, plain = Sink(encoding, unbuffered), Sink(encoding, unbuffered)
     try:
         plain.stream.write(f"INFO [SPUTNIK] {text}\n")  # what stderr's own text layer makes of it
         batched.handler.attach(asyncio.get_running_loop())
