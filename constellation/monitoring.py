@@ -334,6 +334,7 @@ _TAG_KEYS = ("filename", "pathname", "lineno", "funcName", "module", "thread", "
              "processName")  # fmt: skip
 #: all tag values -> their msgpack map (the key is the whole content: an entry cannot go stale).
 _packed_tags: dict[tuple[Any, ...], bytes] = {}
+_ID_TYPES = frozenset((int, type(None)))  # of `thread` and `process` (None: logging.logThreads False)
 
 
 def packed_record_tags(record: logging.LogRecord) -> dict[str, Any] | bytes:
@@ -342,8 +343,13 @@ def packed_record_tags(record: logging.LogRecord) -> dict[str, Any] | bytes:
     drops that one message, as it does for any record it cannot encode)."""
     if getattr(record, "traceback", None) or (record.exc_info and record.exc_info[0] is not None):
         return record_tags(record)
-    key = (record.filename, record.pathname, record.lineno, record.funcName, record.module, record.thread,
-           record.threadName, record.process, record.processName)  # fmt: skip
+    lineno, thread, process = record.lineno, record.thread, record.process
+    if type(lineno) is not int or type(thread) not in _ID_TYPES or type(process) not in _ID_TYPES:
+        # True == 1 == 1.0 (one dict key) but msgpack sends each differently: a record factory's odd
+        # number would get a cached record's bytes
+        return record_tags(record)
+    key = (record.filename, record.pathname, lineno, record.funcName, record.module, thread,
+           record.threadName, process, record.processName)  # fmt: skip
     try:
         packed = _packed_tags.get(key)
     except TypeError:  # an unhashable value set by a custom record factory

@@ -542,6 +542,25 @@ def test_record_factory_and_logger_class(new_rig: Callable[[], Rig]) -> None:
     assert not fast(rig.take()[0])
 
 
+@pytest.mark.parametrize(
+    ("field", "odd"), [("lineno", True), ("lineno", 1.0), ("thread", 1.0), ("process", True)]
+)
+def test_tag_cache_keeps_the_type_of_an_odd_tag_value(
+    new_rig: Callable[[], Rig], field: str, odd: object
+) -> None:
+    """A record factory's values that equal (and hash as) a cached record's: True == 1 == 1.0, but
+    msgpack sends true, 1 and 1.0 differently; each record's tags must be its own, as 1.0.2 packs them."""
+    rig = new_rig()
+    base = {"name": rig.logger.name, "msg": "m", "levelno": 20, "satellite": NAME}
+    base |= {"lineno": 1, "thread": 1, "process": 1}
+    rig.handler.handle(logging.makeLogRecord(base))
+    rig.handler.handle(logging.makeLogRecord({**base, field: odd}))
+    plain, other = rig.take()
+    assert tags_of(plain)[field] == 1
+    assert type(tags_of(other)[field]) is type(odd)
+    assert wire(other)[1] == wire((*other[:3], tags_of(other), other[4]))[1]
+
+
 def test_other_satellites_handlers_are_ignored_but_two_of_ours_are_not(new_rig: Callable[[], Rig]) -> None:
     rig = new_rig()
     other_pub = Recorder()
