@@ -10,14 +10,18 @@ flush it: at most one flush per loop iteration, however many records arrived mea
 buffer keeps the order with everything else written to `sys.stderr` (tracebacks, warnings,
 `print(file=sys.stderr)`): stderr's text layer is line-buffered, so such a write flushes our lines
 first; and every flush of stderr (interpreter exit, `multiprocessing`'s child exit, `satellite-run`
-before `os._exit`) writes them out too.
+before `os._exit`) writes them out too. Under PYTHONUNBUFFERED stderr has no buffer to share, and the
+lines wait in one of our own on the same descriptor (flushed by the loop, the watchdog, `close` and
+`logging.shutdown`): a direct write to stderr may then overtake them by up to one loop iteration.
 
 A line waits no longer than the loop takes to come round (well under a millisecond when idle). When the
 loop does not come round, because it is blocked, stopped or closed, a watchdog thread flushes lines
 older than `MAX_DELAY_S`, whether records keep coming or not. Without a loop (before the runtime
 starts, after it stops, in a forked child) every record is flushed at once, as `StreamHandler` does.
-A stream without a binary buffer (pytest's capture) is written and flushed per record; no stream at
-all (Python started with descriptor 2 closed: `sys.stderr` is None) drops the lines.
+A stream without a descriptor (pytest's capture) is written and flushed per record; no stream at all
+(Python started with descriptor 2 closed: `sys.stderr` is None) drops the lines. A failed flush (EPIPE,
+EBADF) is never raised into the loop; a failed write is reported by `handleError`, as `StreamHandler`
+does.
 """
 
 from __future__ import annotations
