@@ -21,8 +21,10 @@ SATELLITE_RUN = str(Path(sys.executable).parent / "satellite-run")
 LOCAL = ("--discovery", "none", "--bind", "127.0.0.1")
 
 
-def start(*args: str, argv: tuple[str, ...] = (SATELLITE_RUN,)) -> tuple[Proc, int]:
-    proc, match = spawn_process([*argv, *args], ready=READY, timeout=15)
+def start(*args: str, argv: tuple[str, ...] = (SATELLITE_RUN,), unbuffered: bool = True) -> tuple[Proc, int]:
+    # PYTHONUNBUFFERED: stderr has no buffer of its own, the handler batches in one of its own
+    env = {"PYTHONUNBUFFERED": "1" if unbuffered else ""}
+    proc, match = spawn_process([*argv, *args], ready=READY, timeout=15, env=env)
     assert match is not None
     return proc, int(match.group(2))
 
@@ -31,9 +33,12 @@ def log_lines(proc: Proc) -> list[str]:
     return [line.split(" ", 2)[2] for line in proc.lines if " [" in line]
 
 
+@pytest.mark.parametrize("stderr", ["buffered", "unbuffered"])
 @pytest.mark.parametrize("way", ["shutdown", "SIGTERM", "SIGINT", "SIGTERM in RUN (os._exit)"])
-def test_the_last_lines_are_out_on_every_way_out(way: str) -> None:
-    proc, port = start("Sputnik", "-n", "Out", "-g", "g", "-l", "DEBUG", *LOCAL)
+def test_the_last_lines_are_out_on_every_way_out(way: str, stderr: str) -> None:
+    proc, port = start(
+        "Sputnik", "-n", "Out", "-g", "g", "-l", "DEBUG", *LOCAL, unbuffered=stderr == "unbuffered"
+    )
     try:
         if way == "shutdown":
             assert request(port, "shutdown").verb == "Sputnik.Out queued for reentry"
