@@ -561,6 +561,19 @@ def test_tag_cache_keeps_the_type_of_an_odd_tag_value(
     assert wire(other)[1] == wire((*other[:3], tags_of(other), other[4]))[1]
 
 
+def test_tag_cache_takes_unhashable_values_and_renamed_threads(new_rig: Callable[[], Rig]) -> None:
+    rig = new_rig()
+    base = {"name": rig.logger.name, "msg": "m", "levelno": 20, "satellite": NAME}
+    rig.handler.handle(logging.makeLogRecord({**base, "processName": ["from", "a", "factory"]}))
+    rig.handler.handle(logging.makeLogRecord({**base, "threadName": "before"}))
+    rig.handler.handle(logging.makeLogRecord({**base, "threadName": "after"}))  # same thread, renamed
+    odd, before, after = rig.take()
+    assert tags_of(odd)["processName"] == ["from", "a", "factory"]
+    assert (tags_of(before)["threadName"], tags_of(after)["threadName"]) == ("before", "after")
+    for msg in (odd, before, after):
+        assert wire(msg) == wire((*msg[:3], tags_of(msg), msg[4]))
+
+
 def test_other_satellites_handlers_are_ignored_but_two_of_ours_are_not(new_rig: Callable[[], Rig]) -> None:
     rig = new_rig()
     other_pub = Recorder()
