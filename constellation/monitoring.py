@@ -25,7 +25,14 @@ from protocols import EncodeError, cmdp
 
 from .fastwire import LogEncoder, pack_timestamp
 
-__all__ = ["CmdpLogHandler", "MonitoringPublisher", "topic_component"]
+__all__ = [
+    "LOG_ROUTES",
+    "CmdpLogHandler",
+    "MonitoringPublisher",
+    "log_route",
+    "packed_record_tags",
+    "topic_component",
+]
 
 log = logging.getLogger(__name__)
 _QUEUE = 8192
@@ -274,7 +281,7 @@ class CmdpLogHandler(logging.Handler):
         elif owner != self.satellite:
             return
         raw = getattr(record, "component", None) or record.name.rpartition(".")[2]
-        route = _routes.get((record.levelno, raw)) if type(raw) is str else None
+        route = LOG_ROUTES.get((record.levelno, raw)) if type(raw) is str else None
         if route is None:
             route = log_route(record.levelno, raw)
         level, component, topic = route
@@ -289,7 +296,7 @@ class CmdpLogHandler(logging.Handler):
 
 
 #: (python level, component) -> (wire level, topic component, topic bytes); read inline by satlog.
-_routes: dict[tuple[int, str], tuple[cmdp.Level, str, bytes]] = {}
+LOG_ROUTES: dict[tuple[int, str], tuple[cmdp.Level, str, bytes]] = {}
 
 
 def log_route(level: int, raw: object) -> tuple[cmdp.Level, str, bytes]:
@@ -298,9 +305,9 @@ def log_route(level: int, raw: object) -> tuple[cmdp.Level, str, bytes]:
     component = topic_component(str(raw))
     route = (wire_level, component, cmdp.log_topic(wire_level, component))
     if type(level) is int and type(raw) is str:
-        if len(_routes) >= 1024:
-            _routes.clear()
-        _routes[(level, raw)] = route
+        if len(LOG_ROUTES) >= 1024:
+            LOG_ROUTES.clear()
+        LOG_ROUTES[(level, raw)] = route
     return route
 
 

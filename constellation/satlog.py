@@ -39,8 +39,11 @@ from typing import Any
 
 import msgpack
 
-from .monitoring import CmdpLogHandler, log_route
-from .monitoring import _routes as _routes  # the route cache, read inline on the hot path
+from .monitoring import (
+    LOG_ROUTES,  # the route cache, read inline on the hot path
+    CmdpLogHandler,
+    log_route,
+)
 
 __all__ = ["SatelliteLog"]
 
@@ -125,7 +128,7 @@ class SatelliteLog(logging.LoggerAdapter[logging.Logger]):
         raw = extra.get("component") or logger.name.rpartition(".")[2]
         if type(raw) is not str:
             return False
-        route = _routes.get((level, raw))
+        route = LOG_ROUTES.get((level, raw))
         if route is None:
             route = log_route(level, raw)
         wire_level, component, topic = route

@@ -17,11 +17,17 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from typing import Any
 
 from constellation import cli, launch
 from protocols.chirp import MessageType
+
+
+def _hang() -> None:
+    """A hook that never returns: wait for the signal the test sends (its handler raises out of here);
+    the test's spawn fixture kills the process if none comes."""
+    while True:
+        signal.pause()
 
 
 def main() -> int:
@@ -76,12 +82,12 @@ def main() -> int:
 
                 def __init__(self, *args: Any, **kwargs: Any) -> None:
                     print("CONSTRUCTING", flush=True)
-                    time.sleep(60)
+                    _hang()
 
             return SlowInit
         if mode == "slow-load":
             print("LOADING", flush=True)
-            time.sleep(60)
+            _hang()
         raise SystemExit(f"unknown mode {mode!r}")
 
     cli.load_satellite_type = load  # type: ignore[assignment]

@@ -21,6 +21,12 @@ from tests.harness import eventually, wait_until
 pytestmark = pytest.mark.timeout(30)
 
 
+async def loop_iterations(n: int) -> None:
+    """Let the event loop come round `n` times: stepping it, not waiting for time to pass."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
 class Sink:
     """A file descriptor to log to, and what has reached it (not what sits in a buffer)."""
 
@@ -102,7 +108,7 @@ async def test_a_burst_from_a_thread_is_flushed_by_the_loop_in_few_writes(sink: 
 
 async def test_records_of_one_loop_iteration_are_written_in_one_flush(sink: Sink) -> None:
     sink.handler.attach(asyncio.get_running_loop())
-    await asyncio.sleep(0)
+    await loop_iterations(1)
     t0 = time.monotonic()
     for i in range(2000):  # on the loop's thread: all within one iteration
         sink.logger.info("burst %d", i)
@@ -116,31 +122,23 @@ async def test_a_line_logged_on_the_loop_is_out_after_the_iteration(sink: Sink) 
     sink.handler.attach(asyncio.get_running_loop())
     sink.logger.warning("from the loop")
     assert sink.lines() == []  # buffered until the loop comes round
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await loop_iterations(2)
     assert sink.lines() == ["WARNING [SPUTNIK] from the loop"]
 
 
 async def test_a_blocked_loop_holds_lines_back_no_longer_than_max_delay(sink: Sink) -> None:
     sink.handler.attach(asyncio.get_running_loop())
-    stop = threading.Event()
 
-    def steady() -> None:  # a record every 10 ms while the loop is blocked
-        i = 0
-        while not stop.is_set():
+    def three() -> None:
+        for i in range(3):
             sink.logger.info("tick %d", i)
-            i += 1
-            time.sleep(0.01)
 
-    thread = threading.Thread(target=steady)
+    thread = threading.Thread(target=three)
     thread.start()
-    try:
-        # This coroutine blocks the loop while it waits: only the MAX_DELAY_S rule can flush.
-        wait_until(lambda: len(sink.lines()) >= 3, timeout=MAX_DELAY_S * 20)
-        assert sink.lines()[0] == "INFO [SPUTNIK] tick 0"
-    finally:
-        stop.set()
-        thread.join(5)
+    thread.join(5)
+    # This coroutine blocks the loop while it waits: only the MAX_DELAY_S rule can flush.
+    wait_until(lambda: len(sink.lines()) == 3, timeout=MAX_DELAY_S * 20)
+    assert sink.lines() == [f"INFO [SPUTNIK] tick {i}" for i in range(3)]
 
 
 async def test_detach_writes_out_the_buffer_and_returns_to_flush_per_record(sink: Sink) -> None:
@@ -238,8 +236,7 @@ async def test_a_pipe_whose_reader_went_away_raises_nowhere_and_does_not_spin() 
         for i in range(3):
             logger.warning("x" * 70_000 + str(i))  # more than the buffer holds
         logger.warning("buffered")
-        for _ in range(50):
-            await asyncio.sleep(0)
+        await loop_iterations(50)
         assert failures == []  # no "Exception in callback" from the loop's flush, logged and flushed again
         handler.detach()  # serve's finally: must not raise out of satellite-run either
         handler.close()
