@@ -161,6 +161,8 @@ def test_a_request_before_the_runtime_is_answered_by_the_early_offer(
     )
     wait_until(lambda: len(beacons.of("Sputnik.Asked", MessageType.OFFER)) == 3, timeout=5)
     offered = services(beacons.of("Sputnik.Asked", MessageType.OFFER))
+    for junk in (b"", b"CHIRP\x01", b"\xff" * 42, b"CHIRP\x01\x02" + b"\x00" * 60):  # dropped, not fatal
+        beacons.sock.sendto(junk, (chirp.MULTICAST_ADDRESS, chirp.PORT))
     for service in (ServiceId.HEARTBEAT, ServiceId.CONTROL, ServiceId.DATA):
         request = Beacon(MessageType.REQUEST, beacons.group_id, chirp.host_id("Ctl.asking"), service, 0)
         beacons.sock.sendto(chirp.encode(request), (chirp.MULTICAST_ADDRESS, chirp.PORT))
