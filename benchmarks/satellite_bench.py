@@ -309,7 +309,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--rtt-cdaq", type=int, default=200, help="get_state round trips for 1.0.2 (~25 ms each)")
     ap.add_argument("--idle", type=float, default=20.0, help="idle CPU window in seconds (10 ms ticks)")
     ap.add_argument("--burst", type=int, default=5_000, help="log records per burst (both satellites)")
-    ap.add_argument("--burst-reps", type=int, default=3, help="bursts per level (median rate reported)")
+    ap.add_argument("--burst-reps", type=int, default=7, help="bursts per level (median rate reported)")
     ap.add_argument("--chirp-n", type=int, default=5, help="CHIRP REQUEST->OFFER samples")
     ap.add_argument("--starts", type=int, default=5, help="fresh starts for start-up/discovery (median)")
     ap.add_argument("--level", default="WARNING", help="console log level of the satellites")

@@ -16,7 +16,7 @@ import msgpack
 
 from protocols import cmdp
 
-__all__ = ["LogEncoder", "pack_timestamp"]
+__all__ = ["TS64", "LogEncoder", "pack_timestamp", "second_of"]
 
 _TS32 = struct.Struct(">2sI").pack  # fixext 4, type -1: seconds < 2**32, no nanoseconds
 _TS64 = struct.Struct(">2sQ").pack  # fixext 8, type -1: nanoseconds << 34 | seconds
@@ -32,6 +32,25 @@ def pack_timestamp(time_ns: int) -> bytes:
             return _TS32(b"\xd6\xff", data64)
         return _TS64(b"\xd7\xff", data64)
     return _TS96(b"\xc7\x0c\xff", nanoseconds, seconds)
+
+
+TS64 = _TS64
+#: a base no time is within a second after (`second_of` for times without the fixext 8 form)
+NEVER = -(1 << 100)
+
+
+def second_of(time_ns: int) -> tuple[int, int]:
+    """(base, seconds) such that for every `t` with ``0 < t - base < 10**9``,
+    ``TS64(b"\\xd7\\xff", (t - base) << 34 | seconds) == pack_timestamp(t)``.
+
+    For a sender packing many timestamps from the same second: a subtraction, a shift and a `struct`
+    call instead of `pack_timestamp`'s `divmod` and tests. The second's first nanosecond itself takes
+    the short form (fixext 4) and is not covered; nor is a time outside 1970..2514 (`NEVER`).
+    """
+    seconds = time_ns // 1_000_000_000
+    if seconds < 0 or seconds >> 34:
+        return NEVER, 0
+    return seconds * 1_000_000_000, seconds
 
 
 class LogEncoder:

@@ -23,7 +23,7 @@ import zmq.asyncio
 
 from protocols import EncodeError, cmdp
 
-from .fastwire import LogEncoder, pack_timestamp
+from .fastwire import NEVER, TS64, LogEncoder, pack_timestamp, second_of
 
 __all__ = [
     "LOG_ROUTES",
@@ -64,7 +64,8 @@ class MonitoringPublisher:
         self._sleeping = False  # queue found empty: the next push schedules _kick
         self._subs: set[bytes] = set()
         self._prefixes: tuple[bytes, ...] = ()
-        self._cache: dict[bytes, bool] = {}
+        #: topic -> `wants(topic)`, filled by `wants`; read directly by the log fast path (satlog)
+        self.topic_wanted: dict[bytes, bool] = {}
         self.log_topics: dict[str, str] = {}
         self.stat_topics: dict[str, str] = {}
         self.units: dict[str, str] = {}
@@ -92,11 +93,11 @@ class MonitoringPublisher:
 
     def wants(self, topic: bytes) -> bool:
         """True if some subscription would receive `topic`."""
-        hit = self._cache.get(topic)
+        hit = self.topic_wanted.get(topic)
         if hit is None:
             hit = any(topic.startswith(p) for p in self._prefixes)
-            if len(self._cache) < 4096:
-                self._cache[topic] = hit
+            if len(self.topic_wanted) < 4096:
+                self.topic_wanted[topic] = hit
         return hit
 
     def push(self, msg: cmdp.Metric | RawLog) -> bool:
@@ -165,12 +166,15 @@ class MonitoringPublisher:
         # The frames go out with the socket's base `send` (bytes only, flags given): `send_multipart`
         # and the pyzmq sugar layer cost more than libzmq's send of a small frame (about 3x). Log records
         # are encoded here as `LogEncoder.encode` does, inlined: the call and its argument tuple cost
-        # ~0.15 us a record, a tenth of the whole send. Every frame is built before the first is sent.
+        # ~0.15 us a record, a tenth of the whole send. Timestamps of the second of the previous one are
+        # packed from its base (`fastwire.second_of`): 0.07 us where `pack_timestamp` takes 0.18.
+        # Every frame is built before the first is sent.
         send = super(zmq.Socket, self._sync_sock).send
         more = zmq.SNDMORE | zmq.NOBLOCK
         last = zmq.NOBLOCK
         encoder = self._log_encoder
         prefix, topics, pack = encoder.prefix, encoder.topics, encoder.pack
+        base, seconds = NEVER, 0  # the second of the last timestamp (fastwire.second_of)
         queue = self._queue
         sent = 0
         for _ in range(min(limit, len(queue))):
@@ -179,7 +183,13 @@ class MonitoringPublisher:
                 if isinstance(msg, tuple):
                     level, component, text, tags, time_ns = msg
                     topic = topics.get((level, component)) or encoder.topic(level, component)
-                    header = prefix + pack_timestamp(time_ns) + (tags if type(tags) is bytes else pack(tags))
+                    delta = time_ns - base
+                    if 0 < delta < 1_000_000_000:
+                        stamp = TS64(b"\xd7\xff", delta << 34 | seconds)
+                    else:
+                        stamp = pack_timestamp(time_ns)
+                        base, seconds = second_of(time_ns)
+                    header = prefix + stamp + (tags if type(tags) is bytes else pack(tags))
                     payload = text.encode("utf-8", "replace")
                 else:
                     topic, header, payload = cmdp.encode(msg)
@@ -236,7 +246,7 @@ class MonitoringPublisher:
         else:
             self._subs.discard(topic)
         self._prefixes = tuple(t for t in self._subs if t.startswith((b"LOG/", b"STAT/")))
-        self._cache = {}
+        self.topic_wanted = {}
         if subscribe and topic == b"LOG?":
             self._notify("LOG")
         elif subscribe and topic == b"STAT?":

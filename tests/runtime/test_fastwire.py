@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from constellation.fastwire import LogEncoder, pack_timestamp
+from constellation.fastwire import NEVER, TS64, LogEncoder, pack_timestamp, second_of
 from protocols import cmdp
 
 TAGS = {
@@ -41,6 +41,32 @@ def test_identical_to_the_codec(level: cmdp.Level, time_ns: int, text: str) -> N
 def test_timestamp_identical_to_msgpack(time_ns: int) -> None:
     expected = msgpack.packb(msgpack.Timestamp.from_unix_nano(time_ns), datetime=True)
     assert pack_timestamp(time_ns) == expected
+
+
+@given(
+    st.integers(min_value=-(2**63) * 10**9, max_value=2**63 * 10**9 - 1),
+    st.integers(min_value=-(10**10), max_value=10**10),
+)
+@example(1_763_800_000_000_000_000, 1)  # the first nanosecond after a second's start
+@example(1_763_800_000_000_000_000, 999_999_999)  # the last before the next second
+@example(1_763_800_000_123_456_000, 0)  # the second of a time, for that time itself
+@example(2**34 * 10**9 - 10**9, 10**9 - 1)  # the last second with the fixext 8 form
+@example(2**34 * 10**9, 5)  # no fixext 8 form: never covered
+@example(-1500, 1)
+def test_second_of_packs_every_later_time_of_the_second(time_ns: int, later: int) -> None:
+    """What `MonitoringPublisher._flush` does with `second_of`: the timestamps of a second from its
+    base and seconds (checked against msgpack) for every time it covers, and nothing else covered."""
+    base, seconds = second_of(time_ns)
+    t = time_ns + later
+    covered = 0 < t - base < 1_000_000_000
+    if base == NEVER:
+        assert not covered
+        assert not 0 <= time_ns // 10**9 < 2**34
+        return
+    assert base <= time_ns < base + 1_000_000_000
+    if covered:
+        expected = msgpack.packb(msgpack.Timestamp.from_unix_nano(t), datetime=True)
+        assert TS64(b"\xd7\xff", (t - base) << 34 | seconds) == expected == pack_timestamp(t)
 
 
 def test_prepacked_tags_are_sent_as_is() -> None:

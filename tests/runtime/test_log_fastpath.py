@@ -37,6 +37,7 @@ class Recorder:
         self.pushed: list[RawLog] = []
         self.asked: list[bytes] = []
         self.wanted: Callable[[bytes], bool] = lambda _topic: True
+        self.topic_wanted: dict[bytes, bool] = {}  # the publisher's cache: empty, so `wants` is asked
 
     def wants(self, topic: bytes) -> bool:
         self.asked.append(topic)
@@ -624,3 +625,29 @@ def test_nested_adapter_goes_through_logging_with_the_right_caller(new_rig: Call
     assert tags_of(ours) == tags_of(stock)
     assert ours[1] == stock[1] == "SPUTNIK"
     assert tags_of(ours)["funcName"] == "test_nested_adapter_goes_through_logging_with_the_right_caller"
+
+
+def test_tags_are_cached_per_code_object_not_per_name_and_offset(
+    new_rig: Callable[[], Rig], frozen_time: float
+) -> None:
+    """The fast path caches a caller's tags by its code object and instruction (the line is only
+    decoded on a miss). Functions compiled again and again, all named `emit`, in the same file, calling
+    from the same instruction on a different line each time, must each get their own line. (The cache
+    keeps each code object, so no other can take a freed one's id while its entry lives.)"""
+    rig = new_rig()
+    kept: list[RawLog] = []  # `fast` tells the paths apart by message id: keep them all alive
+    for k in range(40):
+        namespace: dict[str, Any] = {}
+        source = "\n" * k + "def emit(log):\n    log.info('at %d', 1)\n"
+        exec(compile(source, "generated_callers.py", "exec"), namespace)
+        namespace["emit"](rig.log)
+        (quick,) = rig.take()
+        with normal(rig):
+            namespace["emit"](rig.log)
+        (slow,) = rig.take()
+        kept += (quick, slow)
+        assert fast(quick)
+        assert not fast(slow)
+        assert tags_of(quick)["lineno"] == k + 2
+        assert wire(quick) == wire(slow)
+        del namespace

@@ -214,3 +214,44 @@ async def test_unencodable_record_is_dropped_whole_between_good_ones(zctx) -> No
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_record_times_around_second_boundaries_are_sent_exactly(zctx) -> None:
+    """The publisher packs the timestamps of one second from that second's base (`second_of`); the
+    bytes must be the codec's for times in, at and across second boundaries, and outside the range
+    of the fixext 8 form, in one drained batch."""
+    xpub = zctx.socket(zmq.XPUB)
+    xpub.setsockopt(zmq.LINGER, 0)
+    port = xpub.bind_to_random_port("tcp://127.0.0.1")
+    pub = MonitoringPublisher(xpub, "Satellite.T")
+    task = asyncio.create_task(pub.run())
+    sub = MonitorSub(zctx, port)
+    second = 1_763_800_000 * 10**9
+    times = [
+        second + 123_456_000,
+        second + 999_999_000,  # the second's last microsecond
+        second + 10**9,  # the next second's start: the short form (fixext 4)
+        second + 10**9 + 1000,
+        second + 10**9,  # the start of the second now in use: still the short form
+        second + 5000,  # back into the previous second
+        2**34 * 10**9 + 7000,  # past 2514: the 12-byte form
+        2**34 * 10**9 - 1000,  # the last fixext 8 time
+        -1_500_000,  # before 1970
+        second + 2_000,
+    ]
+    try:
+        sub.subscribe(b"LOG/INFO")
+        await eventually(lambda: pub.wants(b"LOG/INFO/X"))
+        packed = msgpack.packb({"lineno": 1})
+        for i, ns in enumerate(times):  # queued together, sent by one drain
+            pub.push((cmdp.Level.INFO, "X", f"r{i}", packed, ns))
+        got = [await sub.sock.recv_multipart() for _ in times]
+        codec = [
+            cmdp.encode(cmdp.LogMessage("Satellite.T", cmdp.Level.INFO, "X", f"r{i}", {"lineno": 1}, ns))
+            for i, ns in enumerate(times)
+        ]
+        assert got == codec
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
