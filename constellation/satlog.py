@@ -178,7 +178,10 @@ class SatelliteLog(logging.LoggerAdapter[logging.Logger]):
         # instruction (`f_lineno` decodes the line table: ~0.3 us, the costliest tag) and the thread.
         if _logging._srcfile is not _names_srcfile:  # the "skipped" flags depend on it
             _reset_names()
-        f: FrameType = _getframe(2)
+        try:
+            f: FrameType = _getframe(2)
+        except ValueError:  # no Python caller (a `_thread` target, an atexit callback): findCaller
+            return False  # then takes the deepest frame, ours; the normal path does that
         code = f.f_code
         names = _names.get(code.co_filename) or _file_names(code.co_filename)
         while names[2]:

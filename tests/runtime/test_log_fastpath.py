@@ -9,6 +9,7 @@ tags pre-packed (`bytes`), except where a tag cannot be packed (the dict, droppe
 
 from __future__ import annotations
 
+import _thread
 import logging
 import os
 import sys
@@ -26,6 +27,7 @@ from constellation.fastwire import LogEncoder
 from constellation.monitoring import CmdpLogHandler, RawLog
 from constellation.satlog import SatelliteLog
 from protocols import cmdp
+from tests.harness import wait_until
 
 NAME = "Sputnik.Fast"
 
@@ -650,4 +652,23 @@ def test_tags_are_cached_per_code_object_not_per_name_and_offset(
         assert not fast(slow)
         assert tags_of(quick)["lineno"] == k + 2
         assert wire(quick) == wire(slow)
-        del namespace
+        # `emit` and its globals form a cycle: break it, so that nothing but the tag cache can keep its
+        # code alive (without that, the next `emit` gets the same address, and this test fails)
+        namespace.clear()
+
+
+def test_caller_without_a_python_frame_takes_the_normal_path(
+    new_rig: Callable[[], Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log method called with no Python frame above it (the target of `_thread.start_new_thread`, an
+    atexit callback) must not raise: `findCaller` then takes the deepest frame, so the normal path."""
+    rig = new_rig()
+    errors: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: errors.append(u.exc_value))
+    _thread.start_new_thread(rig.log.info, ("no caller %d", 1))
+    wait_until(lambda: rig.pub.pushed or errors)
+    assert errors == []
+    (msg,) = rig.take()
+    assert not fast(msg)
+    assert msg[2] == "no caller 1"
+    assert tags_of(msg)["funcName"] == "info"  # SatelliteLog.info, the deepest frame
