@@ -24,14 +24,20 @@ _TS96 = struct.Struct(">3sIq").pack  # ext 8 (12 bytes), type -1: nanoseconds, s
 
 
 def pack_timestamp(time_ns: int) -> bytes:
-    """msgpack of `msgpack.Timestamp.from_unix_nano(time_ns)`, without building the Timestamp."""
+    """msgpack of `msgpack.Timestamp.from_unix_nano(time_ns)`, without building the Timestamp.
+
+    OverflowError for a time whose seconds do not fit the 96-bit form's int64 (as msgpack raises).
+    """
     seconds, nanoseconds = divmod(time_ns, 1_000_000_000)
     if seconds >> 34 == 0:
         data64 = nanoseconds << 34 | seconds
         if data64 >> 32 == 0:
             return _TS32(b"\xd6\xff", data64)
         return _TS64(b"\xd7\xff", data64)
-    return _TS96(b"\xc7\x0c\xff", nanoseconds, seconds)
+    try:
+        return _TS96(b"\xc7\x0c\xff", nanoseconds, seconds)
+    except struct.error:  # not a ValueError: callers catching msgpack's errors would miss it
+        raise OverflowError(f"time {time_ns} ns is beyond the msgpack timestamp range") from None
 
 
 TS64 = _TS64

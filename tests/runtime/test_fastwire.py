@@ -43,6 +43,18 @@ def test_timestamp_identical_to_msgpack(time_ns: int) -> None:
     assert pack_timestamp(time_ns) == expected
 
 
+@pytest.mark.parametrize("time_ns", [2**63 * 10**9, -(2**63) * 10**9 - 1, 10**40, -(10**40)])
+def test_timestamp_beyond_the_range_raises_overflow_as_msgpack(time_ns: int) -> None:
+    """Seconds beyond int64: msgpack raises OverflowError, which the publisher catches; `struct`'s own
+    error (not a ValueError) would escape the publisher's drop handling."""
+    with pytest.raises(OverflowError):
+        msgpack.packb(msgpack.Timestamp.from_unix_nano(time_ns), datetime=True)
+    with pytest.raises(OverflowError):
+        pack_timestamp(time_ns)
+    with pytest.raises(OverflowError):
+        LogEncoder("Sputnik.One").encode(cmdp.Level.INFO, "SPUTNIK", "x", TAGS, time_ns)
+
+
 @given(
     st.integers(min_value=-(2**63) * 10**9, max_value=2**63 * 10**9 - 1),
     st.integers(min_value=-(10**10), max_value=10**10),

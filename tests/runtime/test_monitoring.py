@@ -255,3 +255,45 @@ async def test_record_times_around_second_boundaries_are_sent_exactly(zctx) -> N
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_record_time_beyond_the_timestamp_range_is_dropped_alone(zctx) -> None:
+    """A record time msgpack has no timestamp form for (seconds beyond int64, e.g. a record factory's
+    bogus `created`): `struct` raises its own error, not a ValueError. That record is dropped alone and
+    counted as not sent; the rest of the batch goes out in the same drain, with nothing logged as an
+    unexpected publisher error."""
+    xpub = zctx.socket(zmq.XPUB)
+    xpub.setsockopt(zmq.LINGER, 0)
+    port = xpub.bind_to_random_port("tcp://127.0.0.1")
+    errors: list[str] = []
+
+    class Errors(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            errors.append(record.getMessage())
+
+    own = logging.getLogger(f"test_monitoring.range{id(errors)}")
+    own.propagate = False
+    own.addHandler(Errors(logging.ERROR))
+    pub = MonitoringPublisher(xpub, "Satellite.T", logging.LoggerAdapter(own, {}))
+    task = asyncio.create_task(pub.run())
+    sub = MonitorSub(zctx, port)
+    ns = 1_763_800_000_123_456_000
+    try:
+        sub.subscribe(b"LOG/INFO")
+        await eventually(lambda: pub.wants(b"LOG/INFO/X"))
+        packed = msgpack.packb({"lineno": 1})
+        pub.push((cmdp.Level.INFO, "X", "first", packed, ns))
+        pub.push((cmdp.Level.INFO, "X", "too late", packed, 2**63 * 10**9))
+        pub.push((cmdp.Level.INFO, "X", "too early", packed, -(2**63) * 10**9 - 1))
+        pub.push((cmdp.Level.INFO, "X", "last", packed, ns + 1000))
+        first, last = await sub.next(), await sub.next()
+        assert isinstance(first, cmdp.LogMessage)
+        assert isinstance(last, cmdp.LogMessage)
+        assert [(m.text, m.time_ns) for m in (first, last)] == [("first", ns), ("last", ns + 1000)]
+        await eventually(lambda: pub.sent == 2)
+        assert errors == []
+        assert not await sub.sock.poll(100)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
