@@ -41,7 +41,8 @@ def pack_timestamp(time_ns: int) -> bytes:
 
 
 TS64 = _TS64
-#: a base no time is within a second after (`second_of` for times without the fixext 8 form)
+#: `second_of`'s base for a time without the fixext 8 form: nothing is to be packed from it (a sender
+#: must not test ``0 < t - NEVER < 10**9`` alone: that holds for absurd times, which would go out as 1970)
 NEVER = -(1 << 100)
 
 
@@ -51,7 +52,8 @@ def second_of(time_ns: int) -> tuple[int, int]:
 
     For a sender packing many timestamps from the same second: a subtraction, a shift and a `struct`
     call instead of `pack_timestamp`'s `divmod` and tests. The second's first nanosecond itself takes
-    the short form (fixext 4) and is not covered; nor is a time outside 1970..2514 (`NEVER`).
+    the short form (fixext 4) and is not covered. A `time_ns` outside 1970..2514 has no second to pack
+    from: base `NEVER`, which covers no time.
     """
     seconds = time_ns // 1_000_000_000
     if seconds < 0 or seconds >> 34:

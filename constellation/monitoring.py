@@ -174,7 +174,8 @@ class MonitoringPublisher:
         last = zmq.NOBLOCK
         encoder = self._log_encoder
         prefix, topics, pack = encoder.prefix, encoder.topics, encoder.pack
-        base, seconds = NEVER, 0  # the second of the last timestamp (fastwire.second_of)
+        # the second of the last timestamp (fastwire.second_of); `span` 0 while there is none
+        base, seconds, span = NEVER, 0, 0
         queue = self._queue
         sent = 0
         for _ in range(min(limit, len(queue))):
@@ -184,11 +185,12 @@ class MonitoringPublisher:
                     level, component, text, tags, time_ns = msg
                     topic = topics.get((level, component)) or encoder.topic(level, component)
                     delta = time_ns - base
-                    if 0 < delta < 1_000_000_000:
+                    if 0 < delta < span:
                         stamp = TS64(b"\xd7\xff", delta << 34 | seconds)
                     else:
                         stamp = pack_timestamp(time_ns)
                         base, seconds = second_of(time_ns)
+                        span = 0 if base == NEVER else 1_000_000_000
                     header = prefix + stamp + (tags if type(tags) is bytes else pack(tags))
                     payload = text.encode("utf-8", "replace")
                 else:

@@ -282,15 +282,22 @@ async def test_record_time_beyond_the_timestamp_range_is_dropped_alone(zctx) -> 
         sub.subscribe(b"LOG/INFO")
         await eventually(lambda: pub.wants(b"LOG/INFO/X"))
         packed = msgpack.packb({"lineno": 1})
+        ancient = -(1 << 100) + 5  # within a second after the base `_flush` starts from (and resets to)
+        pub.push((cmdp.Level.INFO, "X", "ancient", packed, ancient))
         pub.push((cmdp.Level.INFO, "X", "first", packed, ns))
         pub.push((cmdp.Level.INFO, "X", "too late", packed, 2**63 * 10**9))
         pub.push((cmdp.Level.INFO, "X", "too early", packed, -(2**63) * 10**9 - 1))
+        pub.push((cmdp.Level.INFO, "X", "before 1970", packed, -1_500_000))  # no fixext 8 form
+        pub.push((cmdp.Level.INFO, "X", "ancient again", packed, ancient + 2))
         pub.push((cmdp.Level.INFO, "X", "last", packed, ns + 1000))
-        first, last = await sub.next(), await sub.next()
-        assert isinstance(first, cmdp.LogMessage)
-        assert isinstance(last, cmdp.LogMessage)
-        assert [(m.text, m.time_ns) for m in (first, last)] == [("first", ns), ("last", ns + 1000)]
-        await eventually(lambda: pub.sent == 2)
+        got = [await sub.next() for _ in range(3)]
+        assert all(isinstance(m, cmdp.LogMessage) for m in got)
+        assert [(m.text, m.time_ns) for m in got] == [  # type: ignore[union-attr]
+            ("first", ns),
+            ("before 1970", -1_500_000),
+            ("last", ns + 1000),
+        ]
+        await eventually(lambda: pub.sent == 3)
         assert errors == []
         assert not await sub.sock.poll(100)
     finally:
