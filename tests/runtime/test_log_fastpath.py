@@ -672,3 +672,115 @@ def test_caller_without_a_python_frame_takes_the_normal_path(
     assert not fast(msg)
     assert msg[2] == "no caller 1"
     assert tags_of(msg)["funcName"] == "info"  # SatelliteLog.info, the deepest frame
+
+
+def _gen_caller(log: logging.LoggerAdapter[logging.Logger]) -> Iterator[None]:
+    log.info("from a generator")
+    yield
+
+
+async def _coro_caller(log: logging.LoggerAdapter[logging.Logger]) -> None:
+    log.info("from a coroutine")
+
+
+def _run_coro(log: logging.LoggerAdapter[logging.Logger]) -> None:
+    coro = _coro_caller(log)
+    with pytest.raises(StopIteration):
+        coro.send(None)
+
+
+def _traced(call: Callable[[logging.LoggerAdapter[logging.Logger]], None]) -> Callable[..., None]:
+    """`call` under a line tracer (as coverage or a debugger): frames get `f_lineno` set while traced."""
+
+    def tracer(frame: Any, event: str, arg: object) -> Any:
+        return tracer
+
+    def run(log: logging.LoggerAdapter[logging.Logger]) -> None:
+        old = sys.gettrace()
+        sys.settrace(tracer)
+        try:
+            call(log)
+        finally:
+            sys.settrace(old)
+
+    return run
+
+
+_EXEC = compile("def execd(log):\n    log.info('from exec')\n", "<string>", "exec")
+
+
+def _exec_caller(log: logging.LoggerAdapter[logging.Logger]) -> None:
+    namespace: dict[str, Any] = {}
+    exec(_EXEC, namespace)  # a new function each time, with the same code object
+    namespace["execd"](log)
+
+
+CALLERS: dict[str, Callable[[logging.LoggerAdapter[logging.Logger]], None]] = {
+    "generator": lambda log: next(_gen_caller(log)),
+    "coroutine": _run_coro,
+    "lambda": lambda log: log.info("from a lambda"),
+    "exec": _exec_caller,
+    "traced": _traced(lambda log: log.info("traced %s", "x")),
+    "traced generator": _traced(lambda log: next(_gen_caller(log))),
+}
+
+
+@pytest.mark.parametrize("kind", list(CALLERS))
+def test_callers_of_every_kind_get_the_normal_paths_tags(
+    new_rig: Callable[[], Rig], frozen_time: float, kind: str
+) -> None:
+    """findCaller's frame and line, whatever the caller: each call twice through the fast path (the
+    second from the tag cache), once through the normal path, once through a stock adapter."""
+    rig = new_rig()
+    call = CALLERS[kind]
+    call(rig.log)
+    call(rig.log)
+    (quick, cached) = rig.take()
+    with normal(rig):
+        call(rig.log)
+    (slow,) = rig.take()
+    call(rig.stock)
+    (stock,) = rig.take()
+    assert fast(quick)
+    assert fast(cached)
+    assert not fast(slow)
+    assert wire(quick) == wire(cached) == wire(slow) == wire(stock)
+
+
+def test_parent_level_set_after_the_level_cache_was_filled(new_rig: Callable[[], Rig]) -> None:
+    """The fast path reads `Logger._cache` (`isEnabledFor`'s answers): a level set on a parent after
+    the cache was filled must count at once (setLevel clears every logger's cache), as must a level
+    that is not cached yet."""
+    rig = new_rig()
+    rig.log.info("one")
+    rig.parent.setLevel(logging.WARNING)
+    rig.log.info("dropped")
+    rig.log.log(33, "first at 33")  # not cached yet: above WARNING
+    rig.log.log(27, "dropped too")  # not cached yet: below
+    rig.parent.setLevel(1)
+    rig.log.info("two")
+    assert [(fast(m), m[2]) for m in rig.take()] == [(True, "one"), (True, "first at 33"), (True, "two")]
+
+
+def test_threads_not_started_by_threading_get_the_normal_paths_names(
+    new_rig: Callable[[], Rig], frozen_time: float
+) -> None:
+    """`current_thread()` in a thread `threading` did not start makes a dummy Thread ("Dummy-N"); the
+    fast path's direct read of `threading._active` must give the same name and ident."""
+    rig = new_rig()
+    results: list[list[RawLog]] = []
+    idents: list[int] = []
+
+    def work() -> None:
+        idents.append(threading.get_ident())
+        results.append(_emit_both(rig, lambda a: a.info("from %s", "outside")))
+
+    for _ in range(2):
+        _thread.start_new_thread(work, ())
+        n = len(idents) + 1
+        wait_until(lambda n=n: len(results) == n)
+    for (quick, slow, stock), ident in zip(results, idents, strict=True):
+        assert fast(quick)
+        assert wire(quick) == wire(slow) == wire(stock)
+        assert tags_of(quick)["thread"] == ident
+        assert tags_of(quick)["threadName"].startswith("Dummy-")
