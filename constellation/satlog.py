@@ -12,8 +12,10 @@ Anything else takes the normal `logging` path, decided on every call (no cached 
 when handlers, levels or filters change): keyword arguments (`exc_info`, `stack_info`, `extra`,
 `stacklevel`), a non-int level, filters on the logger or on a handler in the way, any other handler
 whose level lets the record through (a console printing it, a user's file handler), no or several
-CMDP handlers of ours in the chain, a logger subclass, a custom LogRecord factory, extra keys beyond
-`satellite`/`component`, or `logging._srcfile` unset.
+CMDP handlers of ours in the chain, a logger subclass, a custom LogRecord factory, an `extra` that is
+not a plain dict or has keys beyond `satellite`/`component`, `logging._srcfile` unset, no Python frame
+above the log method (a `_thread` target, an atexit callback), or tags msgpack refuses. Not checked:
+a subclass of this adapter overriding `process` (the fast path does not call it).
 
 Mirrors CPython 3.11's `logging` (findCaller, LogRecord attributes, `created = time.time()`); a newer
 Python (3.12 adds `taskName`, 3.13 takes the time from `time_ns`) must pass the byte-identity tests again.
