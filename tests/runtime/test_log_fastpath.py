@@ -784,3 +784,30 @@ def test_threads_not_started_by_threading_get_the_normal_paths_names(
         assert wire(quick) == wire(slow) == wire(stock)
         assert tags_of(quick)["thread"] == ident
         assert tags_of(quick)["threadName"].startswith("Dummy-")
+
+
+def test_extra_mutated_after_the_adapter_was_made_or_not_a_plain_dict(
+    new_rig: Callable[[], Rig], frozen_time: float
+) -> None:
+    """`extra` is read on every call: a new component is the topic at once; another satellite's name
+    hands the record to logging (our handler ignores it: nothing is sent). A dict subclass (whose `get`
+    or `keys` could answer anything) always takes the normal path."""
+    rig = new_rig()
+    rig.extra["component"] = "OTHER"
+    rig.log.info("renamed")
+    (quick,) = rig.take()
+    assert fast(quick)
+    assert quick[1] == "OTHER"
+    rig.extra["satellite"] = "Sputnik.Else"
+    rig.log.info("not ours")
+    assert rig.take() == []
+
+    class Extra(dict[str, Any]):
+        def get(self, key: str, default: Any = None) -> Any:
+            return "LIE" if key == "component" else super().get(key, default)
+
+    odd = SatelliteLog(rig.logger, Extra(satellite=NAME, component="SPUTNIK"))
+    odd.info("subclass")
+    (slow,) = rig.take()
+    assert not fast(slow)
+    assert slow[1] == "SPUTNIK"  # the record's attribute, as makeRecord copies the items
