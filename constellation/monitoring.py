@@ -93,11 +93,14 @@ class MonitoringPublisher:
 
     def wants(self, topic: bytes) -> bool:
         """True if some subscription would receive `topic`."""
-        hit = self.topic_wanted.get(topic)
+        # The cache first, then the subscriptions: `_on_subscription` replaces them in the other order,
+        # so an answer from old subscriptions can only land in the old cache, never in the new one.
+        cache = self.topic_wanted
+        hit = cache.get(topic)
         if hit is None:
             hit = any(topic.startswith(p) for p in self._prefixes)
-            if len(self.topic_wanted) < 4096:
-                self.topic_wanted[topic] = hit
+            if len(cache) < 4096:
+                cache[topic] = hit
         return hit
 
     def push(self, msg: cmdp.Metric | RawLog) -> bool:

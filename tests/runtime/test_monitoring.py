@@ -304,3 +304,27 @@ async def test_record_time_beyond_the_timestamp_range_is_dropped_alone(zctx) -> 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_subscription_arriving_while_a_producer_asks_is_not_forgotten(zctx) -> None:
+    """`wants` from a logging thread can be interrupted by the loop taking a subscription (a GIL switch
+    in the middle). The answer it computed from the old subscriptions must not be remembered for the
+    new ones: the topic would stay unsent until the next subscription change."""
+    xpub = zctx.socket(zmq.XPUB)
+    xpub.setsockopt(zmq.LINGER, 0)
+    xpub.bind_to_random_port("tcp://127.0.0.1")
+    pub = MonitoringPublisher(xpub, "Satellite.T")
+    pub._on_subscription([b"\x01STAT/X"])  # a prefix, so `wants` compares the topic with it
+
+    class Topic(bytes):
+        switched = False
+
+        def startswith(self, prefix: object, *args: object) -> bool:  # type: ignore[override]
+            if not Topic.switched:  # here the loop thread takes a new subscription
+                Topic.switched = True
+                pub._on_subscription([b"\x01LOG/"])
+            return bytes.startswith(self, prefix, *args)  # type: ignore[arg-type]
+
+    pub.wants(Topic(b"LOG/INFO/X"))  # computed from the old subscriptions: either answer is right
+    assert Topic.switched
+    assert pub.wants(b"LOG/INFO/X")  # asked again after the change: it is subscribed
