@@ -17,7 +17,10 @@ CONTROL OFFER seen by a listening observer, and a listening observer's REQUEST t
 get_state round trips (median, p99), idle RSS, OS threads and CPU over a fixed window, and log records per
 second delivered to one subscriber (INFO and WARNING bursts of the same size for both, losses counted; for
 ours also a 10x burst that overflows the bounded log queue on purpose; for the floor the raw publisher's
-rate). A table with ratios follows.
+rate). Everything but the log rates is measured one target after the other, with no other target
+running; the log bursts come last, with a fresh process of each target up and the targets taking turns
+(one burst of each case per round), so that the medians of all three come from the same minutes of
+this shared machine. A table with ratios follows.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -129,13 +133,33 @@ def targets(args: argparse.Namespace) -> list[Target]:
     return [t for t in all_targets if t.key in args.only]
 
 
+@dataclass
+class Alive:
+    """A target's process for the interleaved log bursts."""
+
+    target: Target
+    result: Result
+    proc: subprocess.Popen[bytes]
+    ports: dict[str, int]
+    log: IO[str]
+    ctx: zmq.Context[zmq.Socket[bytes]]
+
+    def fail(self, exc: BaseException) -> None:
+        self.result.error = _failure(exc, self.log)
+
+    def close(self) -> None:
+        _stop(self.proc)
+        self.ctx.destroy(linger=0)
+        self.log.close()
+        os.unlink(self.log.name)
+
+
 def measure(target: Target, args: argparse.Namespace) -> Result:
+    """Everything but the log rates (`measure_logs`), with no other target's process up."""
     result = Result(target.key)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     observer: probe.ChirpObserver | None = None
-    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed in finally: the process writes to it)
-        "w+", prefix=f"bench-{target.key}-", suffix=".log", delete=False
-    )
+    log = _output_file(target)
     proc: subprocess.Popen[bytes] | None = None
     try:
         # Start-up and discovery: median of several fresh starts (new group and ports each time);
@@ -176,34 +200,10 @@ def measure(target: Target, args: argparse.Namespace) -> Result:
         result.rtt_median_ms, result.rtt_p99_ms = lat.median_ms, lat.p99_ms
         stats = probe.process_stats(proc.pid, args.idle)
         result.rss_mib, result.threads, result.idle_cpu_pct = stats.rss_mib, stats.threads, stats.idle_cpu_pct
-        if target.burst:
-            cases = [
-                ("INFO", "INFO", args.burst, args.burst_reps, "burst"),
-                ("WARNING", "WARNING", args.burst, args.burst_reps, "burst"),
-            ]
-            if target.overload:
-                cases.append(("INFO overload", "INFO", args.burst * 10, 1, "burst"))
-            if target.bare:
-                cases.append(("INFO bare", "INFO", args.burst, args.burst_reps, "burst_bare"))
-            for label, level, n, reps, command in cases:
-                runs = [
-                    probe.log_throughput(ctx, ports["cmd"], ports["mon"], level, n, burst_command=command)
-                    for _ in range(reps)
-                ]
-                result.logs[label] = {
-                    "sent": sum(r.sent for r in runs),
-                    "received": sum(r.received for r in runs),
-                    "lost": sum(r.lost for r in runs),
-                    "per_second": statistics.median(r.per_second for r in runs),
-                    "reps": reps,
-                }
         if proc.poll() is not None:
             raise probe.ProbeFailed(f"process exited with {proc.returncode} during the run")
     except Exception as exc:
-        log.flush()
-        log.seek(0)
-        tail = log.read()[-2000:]
-        result.error = f"{exc!r}\n--- output tail ---\n{tail}"
+        result.error = _failure(exc, log)
     finally:
         if observer is not None:
             observer.close()
@@ -213,6 +213,85 @@ def measure(target: Target, args: argparse.Namespace) -> Result:
         log.close()
         os.unlink(log.name)
     return result
+
+
+def _output_file(target: Target) -> IO[str]:
+    return tempfile.NamedTemporaryFile("w+", prefix=f"bench-{target.key}-", suffix=".log", delete=False)
+
+
+def _failure(exc: BaseException, log: IO[str]) -> str:
+    log.flush()
+    log.seek(0)
+    tail = log.read()[-2000:]
+    return f"{exc!r}\n--- output tail ---\n{tail}"
+
+
+def launch(target: Target, result: Result) -> Alive | None:
+    """A fresh process of the target for the log bursts (None, and the error noted, if it fails)."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    log = _output_file(target)
+    ports = {"cmd": free_tcp_port(), "hb": free_tcp_port(), "mon": free_tcp_port()}
+    proc = subprocess.Popen(
+        target.argv(unique_group("bench"), ports),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    alive = Alive(target, result, proc, ports, log, ctx)
+    try:
+        probe.startup_to_first_reply(ctx, ports["cmd"], time.monotonic(), timeout=60)
+    except Exception as exc:
+        alive.fail(exc)
+        alive.close()
+        return None
+    return alive
+
+
+def log_cases(target: Target, args: argparse.Namespace) -> list[tuple[str, str, int, int, str]]:
+    """(label, level, records, bursts, command) of a target's log-rate rows."""
+    cases = [
+        ("INFO", "INFO", args.burst, args.burst_reps, "burst"),
+        ("WARNING", "WARNING", args.burst, args.burst_reps, "burst"),
+    ]
+    if target.overload:
+        cases.append(("INFO overload", "INFO", args.burst * 10, 1, "burst"))
+    if target.bare:
+        cases.append(("INFO bare", "INFO", args.burst, args.burst_reps, "burst_bare"))
+    return cases
+
+
+def measure_logs(alive: list[Alive], args: argparse.Namespace) -> None:
+    """The log bursts of all targets in turn, round after round (one burst of each case per round), so
+    each target's median comes from the same minutes of the machine as the others': the rate of a fast
+    publisher moves by a third between a quiet and a busy minute here, 1.0.2's much less."""
+    runs: dict[tuple[str, str], list[probe.Throughput]] = {}
+    rounds = max((reps for a in alive for _, _, _, reps, _ in log_cases(a.target, args)), default=0)
+    for round_no in range(rounds):
+        for a in alive:
+            if a.result.error:
+                continue
+            try:
+                for label, level, n, reps, command in log_cases(a.target, args):
+                    if round_no < reps:
+                        run = probe.log_throughput(
+                            a.ctx, a.ports["cmd"], a.ports["mon"], level, n, burst_command=command
+                        )
+                        runs.setdefault((a.target.key, label), []).append(run)
+                if a.proc.poll() is not None:
+                    raise probe.ProbeFailed(f"process exited with {a.proc.returncode} during the run")
+            except Exception as exc:
+                a.fail(exc)
+    for a in alive:
+        for label, *_ in log_cases(a.target, args):
+            done = runs.get((a.target.key, label))
+            if done:
+                a.result.logs[label] = {
+                    "sent": sum(r.sent for r in done),
+                    "received": sum(r.received for r in done),
+                    "lost": sum(r.lost for r in done),
+                    "per_second": statistics.median(r.per_second for r in done),
+                    "reps": len(done),
+                }
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -296,7 +375,8 @@ def report(results: dict[str, Result], args: argparse.Namespace) -> str:
     conditions = (
         f"RTT over {args.rtt} (1.0.2: {args.rtt_cdaq}) get_state requests after 20 warm-up; "
         f"start-up and discovery: median of {args.starts} starts; idle window {args.idle} s; "
-        f"log rates: median of {args.burst_reps} bursts to one LOG/<LEVEL> subscriber; satellites' console "
+        f"log rates: median of {args.burst_reps} bursts to one LOG/<LEVEL> subscriber, the targets taking "
+        f"turns; satellites' console "
         f"level {args.level}; "
         f"CHIRP REQUEST->OFFER median of {args.chirp_n}; loopback inside a private network namespace."
     )
@@ -328,9 +408,23 @@ def main(argv: list[str] | None = None) -> int:
         prepare_oracle()  # needs the package registry: outside the namespace
         os.execv(str(NETNS_RUN), [str(NETNS_RUN), "--", sys.executable, str(Path(__file__).resolve()), *raw])
     results: dict[str, Result] = {}
-    for target in targets(args):
+    chosen = targets(args)
+    for target in chosen:
         print(f"measuring {target.label} ...", file=sys.stderr, flush=True)
         results[target.key] = measure(target, args)
+    alive: list[Alive] = []
+    try:
+        for target in chosen:
+            if target.burst and not results[target.key].error:
+                kept = launch(target, results[target.key])
+                if kept is not None:
+                    alive.append(kept)
+        names = ", ".join(a.target.label for a in alive)
+        print(f"log bursts, {names} taking turns ...", file=sys.stderr, flush=True)
+        measure_logs(alive, args)
+    finally:
+        for a in alive:
+            a.close()
     print(report(results, args))
     if args.json:
         args.json.write_text(json.dumps({k: asdict(v) for k, v in results.items()}, indent=2) + "\n")
