@@ -301,7 +301,10 @@ async def serve(
         if early is not None:
             early.close()  # the satellite's discovery has made the same offers: it departs them
         p = sat.ports
-        print(f"READY {sat.name} cmd={p['cmd']} hb={p['hb']} mon={p['mon']}", flush=True)
+        # one write: under PYTHONUNBUFFERED `print` writes the text and the newline separately, and the
+        # console's writer thread may put a log line between them when stdout and stderr share a pipe
+        sys.stdout.write(f"READY {sat.name} cmd={p['cmd']} hb={p['hb']} mon={p['mon']}\n")
+        sys.stdout.flush()
         await sat.wait_closed()
         sat._ctrl_log.info("Satellite %s leaving", sat.name)
     finally:

@@ -1,27 +1,33 @@
-"""The terminal's log lines of `satellite-run`: Constellation's level names, written in batches.
+"""The terminal's log lines of `satellite-run`: Constellation's level names, written in batches, and
+never by the event loop.
 
 A `logging.StreamHandler` on stderr flushes after every record, and stderr is line-buffered anyway, so
 each printed record costs a `write` system call, plus a hand-over of the GIL to whichever thread runs
 meanwhile and back: in a satellite logging from a hook, about 25 of the 35 us a printed record took.
+And a `write` blocks for as long as the terminal does not read (Ctrl-S, `satellite-run ... 2>&1 | less`
+left unscrolled, a full pipe): a logging call on the event loop would stop the satellite's replies,
+heartbeats and transitions with it, and peers would declare it dead.
 
-`ConsoleHandler` puts its lines, encoded as the stream would, into the stream's own binary buffer
-(`sys.stderr.buffer`) without flushing it, and, once attached to the satellite's event loop, has the loop
-flush it: at most one flush per loop iteration, however many records arrived meanwhile. Sharing the
-buffer keeps the order with everything else written to `sys.stderr` (tracebacks, warnings,
-`print(file=sys.stderr)`): stderr's text layer is line-buffered, so such a write flushes our lines
-first; and every flush of stderr (interpreter exit, `multiprocessing`'s child exit, `satellite-run`
-before `os._exit`) writes them out too. Under PYTHONUNBUFFERED stderr has no buffer to share, and the
-lines wait in one of our own on the same descriptor (flushed by the loop, the watchdog, `close` and
-`logging.shutdown`): a direct write to stderr may then overtake them by up to one loop iteration.
+Once attached to a running event loop, `ConsoleHandler` makes no system call in a logging call. A line
+goes, encoded as the stream would encode it, into the stream's own binary buffer (`sys.stderr.buffer`)
+when it surely fits there without a flush, else into a list of pending lines; a writer thread
+("console-log-flush") moves pending lines into the buffer and flushes it, holding no lock a logging
+call needs. While a flush blocks, lines wait in the list, up to `PENDING_LIMIT` bytes; beyond that they
+are dropped and counted, and once the terminal reads again a line says how many. Sharing stderr's buffer
+keeps the order with everything else written to `sys.stderr` (tracebacks, warnings,
+`print(file=sys.stderr)`: stderr's text layer is line-buffered, so such a write flushes our lines first)
+as long as the lines fit the buffer; a line that waits in the list may be overtaken by such a write
+(normally by well under a millisecond, the writer's wake-up). Under PYTHONUNBUFFERED stderr has no
+buffer to share, and the lines go to one of our own on the same descriptor. A thread blocked in its own
+write to a stalled stderr (a `print`) holds that buffer's lock: a logging call putting a line into the
+buffer meanwhile waits for it too.
 
-A line waits no longer than the loop takes to come round (well under a millisecond when idle). When the
-loop does not come round, because it is blocked, stopped or closed, a watchdog thread flushes lines
-older than `MAX_DELAY_S`, whether records keep coming or not. Without a loop (before the runtime
-starts, after it stops, in a forked child) every record is flushed at once, as `StreamHandler` does.
-A stream without a descriptor (pytest's capture) is written and flushed per record; no stream at all
-(Python started with descriptor 2 closed: `sys.stderr` is None) drops the lines. A failed flush (EPIPE,
-EBADF) is never raised into the loop; a failed write is reported by `handleError`, as `StreamHandler`
-does.
+Without a running loop (before the runtime starts, after it stops, in a forked child) every record is
+written and flushed at once, as `StreamHandler` does. A stream without a descriptor (pytest's capture)
+is written and flushed per record; no stream at all (Python started with descriptor 2 closed:
+`sys.stderr` is None) drops the lines. A failed flush (EPIPE, EBADF) is never raised into a logging call
+or the loop; the writer tries again after `MAX_DELAY_S`. A failed write without a loop is reported by
+`handleError`, as `StreamHandler` does.
 """
 
 from __future__ import annotations
@@ -33,13 +39,22 @@ import logging
 import os
 import sys
 import threading
-import time
 from typing import ClassVar, TextIO
 
-__all__ = ["MAX_DELAY_S", "ConsoleFormatter", "ConsoleHandler"]
+__all__ = ["MAX_DELAY_S", "PENDING_LIMIT", "ConsoleFormatter", "ConsoleHandler"]
 
-MAX_DELAY_S = 0.05
+MAX_DELAY_S = 0.05  # after a failed flush (EPIPE, EBADF) the writer tries again this much later
+PENDING_LIMIT = 1 << 20  # bytes of lines held while the stream takes none; more are dropped and counted
 _BUFFER = 1 << 16  # our own buffer, when stderr has none (PYTHONUNBUFFERED)
+_SHARED_ROOM = 1024  # bytes surely free in stderr's buffer after a flush (its size: at least a tty's block)
+_PID = [os.getpid()]  # this process's pid, renewed in a forked child (os.getpid() is a system call)
+
+
+def _forked() -> None:
+    _PID[0] = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -55,33 +70,40 @@ class ConsoleFormatter(logging.Formatter):
 
 
 class ConsoleHandler(logging.StreamHandler[TextIO]):
-    """Log lines to a text stream (`sys.stderr` by default), flushed by the attached event loop."""
+    """Log lines to a text stream (`sys.stderr` by default); written by a thread once a loop runs."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(sys.stderr if stream is None else stream)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pid = os.getpid()  # a forked child has no loop running: it flushes per record
-        self._scheduled = False  # a flush is queued on the loop
-        self._oldest = 0.0  # monotonic time of the oldest line not flushed yet; 0.0: none
-        self._wake = threading.Condition(self.lock)
-        self._watchdog: threading.Thread | None = None
-        self._idle = True  # the watchdog waits for a line (emit notifies it)
-        self._binary, self._own = _binary_of(self.stream)
-        self._encoding = getattr(self.stream, "encoding", None) or "utf-8"
+        self._loop: asyncio.AbstractEventLoop | None = None  # attached and not closed: lines are batched
+        self._pid = _PID[0]  # a forked child has no writer: it writes per record
+        self._pending: list[bytes] = []  # encoded lines waiting for the writer, in order
+        self._pending_bytes = 0
+        self._dropped = 0  # lines that found the pending list full
+        self._dirty = False  # lines were put into the buffer since the last flush
+        self._flushing = False  # a flush is writing: lines wait in the list (the buffer may be locked)
+        self._flush_lock = threading.Lock()  # one flush at a time, in order; never taken in `emit`
+        self._wake = threading.Condition(self.lock)  # the writer waits for lines
+        self._flushed = threading.Condition(self.lock)  # a per-record write waits for a flush to end
+        self._writer: threading.Thread | None = None
+        self._idle = False  # the writer waits for lines (emit notifies it)
+        self._encoding = "utf-8"
+        self._binary: io.BufferedWriter | None = None
+        self._own = False
+        self._room = self._capacity = 0  # bytes a line may still take in the buffer without a flush
+        self._use(self.stream)
+
+    def _use(self, stream: TextIO | None) -> None:
+        self._binary, self._own = _binary_of(stream)
+        self._encoding = getattr(stream, "encoding", None) or "utf-8"
+        self._room = self._capacity = _BUFFER if self._own else _SHARED_ROOM
 
     def setStream(self, stream: TextIO) -> TextIO | None:
+        self.flush()
         with self.lock:  # type: ignore[union-attr]
             old = super().setStream(stream)
             self._drop_own()
-            self._binary, self._own = _binary_of(stream)
-            self._encoding = getattr(stream, "encoding", None) or "utf-8"
+            self._use(stream)
             return old
-
-    def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            if self._own and self._binary is not None:
-                self._binary.flush()
-            super().flush()
 
     def _drop_own(self) -> None:
         if self._own and self._binary is not None:
@@ -90,84 +112,141 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
         self._binary, self._own = None, False
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """From now on the loop flushes (call from the loop's thread, once it runs)."""
+        """While the loop is not closed, lines are batched and written by the writer thread (call from
+        the loop's thread, once it runs)."""
         with self.lock:  # type: ignore[union-attr]
             if self._binary is None:
                 return  # nothing to batch
             self._loop = loop
-            self._pid = os.getpid()
-            if self._watchdog is None:
-                self._watchdog = threading.Thread(target=self._watch, name="console-log-flush", daemon=True)
-                self._watchdog.start()
+            self._pid = _PID[0]
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write, name="console-log-flush", daemon=True)
+                self._writer.start()
 
     def detach(self) -> None:
-        """Back to a flush per record; writes out what is buffered."""
-        with self.lock:  # type: ignore[union-attr]
-            self._loop = None
-            self._scheduled = False
-            self._watchdog = None  # it ends when it wakes (a daemon, not joined: close() may hold the lock)
-            self._wake.notify()
-            self._flush_quietly()
+        """Back to a write per record; writes out what is pending (waits while the stream takes none)."""
+        self._flush(detach=True)
+
+    def flush(self) -> None:
+        """Write out everything (from `logging.shutdown`, `close`; may wait for a stalled stream)."""
+        self._flush()
+        super().flush()  # the text stream's own buffer, if any
 
     def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held (Handler.handle)
-        binary = self._binary
         try:
-            if binary is None or self._loop is None:
+            line = self.format(record) + self.terminator
+            if not self._batching():
+                while self._flushing:  # a batch before this line is being written: keep the order
+                    self._flushed.wait()
+                self._flush_unlocked()  # and what batching left waiting
                 if self.stream is not None:
-                    self.stream.write(self.format(record) + self.terminator)
-                    self.flush()
+                    self.stream.write(line)
+                    if self._own and self._binary is not None:
+                        self._binary.flush()
+                    self.stream.flush()
                 return
-            binary.write((self.format(record) + self.terminator).encode(self._encoding, "backslashreplace"))
+            data = line.encode(self._encoding, "backslashreplace")
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
             return
-        if self._oldest:
-            return  # a flush is on its way: the loop's, else the watchdog's
-        if self._pid != os.getpid():  # forked (checked once a batch): the loop runs in the parent only
-            self._loop = None
-            self._flush_quietly()
-            return
-        self._oldest = time.monotonic()
+        if self._flushing or self._pending or len(data) > self._room:
+            if self._pending_bytes + len(data) > PENDING_LIMIT:
+                self._dropped += 1
+                return
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+        else:
+            try:
+                self._binary.write(data)  # type: ignore[union-attr]  # fits: no system call
+            except (OSError, ValueError):  # closed under us
+                self.handleError(record)
+                return
+            self._room -= len(data)
+            self._dirty = True
         if self._idle:
+            self._idle = False
             self._wake.notify()
-        if self._scheduled:
+
+    def _batching(self) -> bool:
+        """Lines go to the writer (lock held): a loop attached and not closed, in the attaching process."""
+        loop = self._loop
+        if loop is None:
+            return False
+        if self._pid != _PID[0]:  # a forked child: no writer here; the parent writes what it had
+            self._loop = self._writer = None
+            self._pending, self._pending_bytes, self._dropped = [], 0, 0
+            self._flushing = self._dirty = False
+            self._flush_lock = threading.Lock()  # the parent's writer may have held it at the fork
+            return False
+        if loop.is_closed():
+            self._loop = self._writer = None  # the writer ends
+            self._wake.notify_all()
+            return False
+        return True
+
+    def _flush_unlocked(self) -> None:
+        """With the lock held and no flush running: write out what waits (no writer to hand it to)."""
+        if not (self._pending or self._dirty or self._dropped):
             return
-        try:
-            self._loop.call_soon_threadsafe(self._flush_pending)
-            self._scheduled = True
-        except RuntimeError:  # the loop closed under us
-            self._loop = None
-            self._flush_quietly()
-
-    def _flush_pending(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            self._scheduled = False
-            self._flush_quietly()
-
-    def _flush_quietly(self) -> None:
-        """Flush (lock held). A failure (EPIPE, EBADF) is not raised into the loop or a logging call:
-        the lines stay in the buffer, as in stderr's own, and the next record flushed at once meets it."""
-        self._oldest = 0.0
+        batch, dropped = self._take()
         with contextlib.suppress(OSError, ValueError):
-            self.flush()
+            self._put(batch, dropped)
+        self._room = self._capacity
 
-    def _watch(self) -> None:
-        """Flush lines the loop has left waiting `MAX_DELAY_S` (it is blocked, stopped or closed)."""
+    def _take(self) -> tuple[list[bytes], int]:
+        batch, dropped = self._pending, self._dropped
+        self._pending, self._pending_bytes, self._dropped, self._dirty = [], 0, 0, False
+        return batch, dropped
+
+    def _put(self, batch: list[bytes], dropped: int) -> None:
+        binary = self._binary
+        if binary is None:
+            return
+        if batch:
+            binary.write(b"".join(batch))
+        if dropped:
+            note = f"({dropped} log lines dropped: the terminal did not read them in time)\n"
+            binary.write(note.encode(self._encoding, "backslashreplace"))
+        binary.flush()
+
+    def _flush(self, detach: bool = False) -> bool:
+        """Write out what waits, outside the lock `emit` needs; False if the stream refused it."""
+        with self._flush_lock:
+            with self.lock:  # type: ignore[union-attr]
+                if detach:
+                    self._loop = self._writer = None  # per record from now on; the writer ends
+                    self._wake.notify_all()
+                batch, dropped = self._take()
+                self._flushing = True
+            ok = True
+            try:
+                self._put(batch, dropped)
+            except (OSError, ValueError):  # EPIPE, EBADF, closed: the lines of this batch are lost
+                ok = False
+            finally:
+                with self.lock:  # type: ignore[union-attr]
+                    self._flushing = False
+                    self._room = self._capacity if ok else 0
+                    self._flushed.notify_all()
+            return ok
+
+    def _write(self) -> None:
+        """The writer thread: flush whenever lines wait; after a failure, try again `MAX_DELAY_S` later."""
         me = threading.current_thread()
-        with self.lock:  # type: ignore[union-attr]
-            while self._watchdog is me:
-                if not self._oldest:
+        while True:
+            with self.lock:  # type: ignore[union-attr]
+                while self._writer is me and not (self._pending or self._dirty or self._dropped):
                     self._idle = True
                     self._wake.wait()
-                    self._idle = False
-                    continue
-                due = self._oldest + MAX_DELAY_S - time.monotonic()
-                if due > 0:
-                    self._wake.wait(due)
-                else:
-                    self._flush_quietly()
+                self._idle = False
+                if self._writer is not me:
+                    return
+            if not self._flush():
+                with self.lock:  # type: ignore[union-attr]
+                    if self._writer is me:
+                        self._wake.wait(MAX_DELAY_S)
 
     def close(self) -> None:
         self.detach()

@@ -1,4 +1,5 @@
-"""`ConsoleHandler`: terminal log lines flushed once per loop iteration, never held back for long."""
+"""`ConsoleHandler`: terminal log lines written in batches by a thread, never by a logging call on a
+running loop, never held back for long, and a stalled terminal blocks no logging call."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from constellation.consolelog import MAX_DELAY_S, ConsoleFormatter, ConsoleHandler
-from tests.harness import eventually, wait_until
+from constellation.consolelog import MAX_DELAY_S, PENDING_LIMIT, ConsoleFormatter, ConsoleHandler
+from tests.harness import eventually, holds_for, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -40,14 +41,14 @@ class Sink:
             self.stream.reconfigure(line_buffering=True)
         self.handler = ConsoleHandler(self.stream)
         self.handler.setFormatter(ConsoleFormatter("%(levelname)s [%(component)s] %(message)s"))
-        self.flushes = 0
-        flush = self.handler.flush
+        self.flushes = 0  # batches written (by the writer thread, `flush`, `detach`)
+        flush = self.handler._flush
 
-        def counting_flush() -> None:
+        def counting_flush(detach: bool = False) -> bool:
             self.flushes += 1
-            flush()
+            return flush(detach)
 
-        self.handler.flush = counting_flush  # type: ignore[method-assign]
+        self.handler._flush = counting_flush  # type: ignore[method-assign]
         self.logger = logging.getLogger(f"consolelog.{id(self)}.sputnik")
         self.logger.propagate = False
         self.logger.setLevel(1)
@@ -91,7 +92,7 @@ def test_without_a_loop_every_record_is_written_at_once(sink: Sink) -> None:
     assert sink.lines()[1:] == ["STATUS [FSM] two", "TRACE [SPUTNIK] three"]
 
 
-async def test_a_burst_from_a_thread_is_flushed_by_the_loop_in_few_writes(sink: Sink) -> None:
+async def test_a_burst_from_a_thread_is_written_in_few_flushes(sink: Sink) -> None:
     sink.handler.attach(asyncio.get_running_loop())
 
     def burst() -> None:
@@ -101,32 +102,29 @@ async def test_a_burst_from_a_thread_is_flushed_by_the_loop_in_few_writes(sink: 
     await asyncio.to_thread(burst)
     await eventually(lambda: len(sink.lines()) == 2000, timeout=5)
     assert sink.lines() == [f"INFO [SPUTNIK] burst {i}" for i in range(2000)]
-    # one flush per loop iteration: how many iterations the burst spans depends on the machine's load
-    # (with a busy core, under 3 records an iteration); below, the exact count for one iteration
+    # the writer takes what came in while it wrote: how many batches depends on the machine's load
+    # (with a busy core, a few records a batch); below, the exact count when it cannot run meanwhile
     assert sink.flushes < 1000
 
 
-async def test_records_of_one_loop_iteration_are_written_in_one_flush(sink: Sink) -> None:
+async def test_records_logged_while_the_writer_waits_are_written_in_one_flush(sink: Sink) -> None:
     sink.handler.attach(asyncio.get_running_loop())
-    await loop_iterations(1)
-    t0 = time.monotonic()
-    for i in range(2000):  # on the loop's thread: all within one iteration
-        sink.logger.info("burst %d", i)
-    took = time.monotonic() - t0
+    with sink.handler.lock:  # type: ignore[union-attr]  # the writer cannot take a batch meanwhile
+        for i in range(2000):
+            sink.logger.info("burst %d", i)
     await eventually(lambda: len(sink.lines()) == 2000, timeout=5)
-    # the loop's flush, plus the watchdog's if the iteration outlasted MAX_DELAY_S (a loaded machine)
-    assert sink.flushes <= 1 + int(took / MAX_DELAY_S)
+    assert sink.lines() == [f"INFO [SPUTNIK] burst {i}" for i in range(2000)]
+    assert sink.flushes == 1
 
 
-async def test_a_line_logged_on_the_loop_is_out_after_the_iteration(sink: Sink) -> None:
+async def test_a_line_logged_on_the_loop_is_written_without_the_loop(sink: Sink) -> None:
     sink.handler.attach(asyncio.get_running_loop())
     sink.logger.warning("from the loop")
-    assert sink.lines() == []  # buffered until the loop comes round
-    await loop_iterations(2)
-    assert sink.lines() == ["WARNING [SPUTNIK] from the loop"]
+    # The loop does not come round while this coroutine waits: the writer thread writes the line.
+    wait_until(lambda: sink.lines() == ["WARNING [SPUTNIK] from the loop"], timeout=5)
 
 
-async def test_a_blocked_loop_holds_lines_back_no_longer_than_max_delay(sink: Sink) -> None:
+async def test_lines_from_a_thread_are_written_while_the_loop_is_blocked(sink: Sink) -> None:
     sink.handler.attach(asyncio.get_running_loop())
 
     def three() -> None:
@@ -136,8 +134,8 @@ async def test_a_blocked_loop_holds_lines_back_no_longer_than_max_delay(sink: Si
     thread = threading.Thread(target=three)
     thread.start()
     thread.join(5)
-    # This coroutine blocks the loop while it waits: only the MAX_DELAY_S rule can flush.
-    wait_until(lambda: len(sink.lines()) == 3, timeout=MAX_DELAY_S * 20)
+    # This coroutine blocks the loop while it waits.
+    wait_until(lambda: len(sink.lines()) == 3, timeout=5)
     assert sink.lines() == [f"INFO [SPUTNIK] tick {i}" for i in range(3)]
 
 
@@ -166,8 +164,7 @@ async def test_a_loop_blocked_after_the_last_line_does_not_hold_it_back(sink: Si
     # "connecting to the device" and then the loop hangs: the line is what shows where.
     sink.handler.attach(asyncio.get_running_loop())
     sink.logger.warning("last words")
-    assert sink.lines() == []
-    wait_until(lambda: sink.lines() == ["WARNING [SPUTNIK] last words"], timeout=MAX_DELAY_S * 40)
+    wait_until(lambda: sink.lines() == ["WARNING [SPUTNIK] last words"], timeout=5)
 
 
 def test_a_loop_that_never_runs_again_does_not_hold_lines_back(sink: Sink) -> None:
@@ -175,11 +172,9 @@ def test_a_loop_that_never_runs_again_does_not_hold_lines_back(sink: Sink) -> No
     try:
         sink.handler.attach(loop)
         sink.logger.info("queued on a stopped loop")
-        wait_until(
-            lambda: sink.lines() == ["INFO [SPUTNIK] queued on a stopped loop"], timeout=MAX_DELAY_S * 40
-        )
+        wait_until(lambda: sink.lines() == ["INFO [SPUTNIK] queued on a stopped loop"], timeout=5)
         sink.logger.info("and again")
-        wait_until(lambda: len(sink.lines()) == 2, timeout=MAX_DELAY_S * 40)
+        wait_until(lambda: len(sink.lines()) == 2, timeout=5)
     finally:
         sink.handler.detach()
         loop.close()
@@ -207,6 +202,13 @@ async def test_a_flush_of_the_stream_writes_out_the_lines(buffered_sink: Sink) -
     assert buffered_sink.lines() == ["WARNING [SPUTNIK] pending"]
 
 
+def line_buffered(fd: int) -> io.TextIOWrapper:
+    """A text stream on `fd` as sys.stderr is one: line-buffered, on a buffered binary writer."""
+    stream = open(fd, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    stream.reconfigure(line_buffering=True)
+    return stream
+
+
 def pipe_without_reader() -> tuple[io.TextIOWrapper, int]:
     r, w = os.pipe()
     os.close(r)
@@ -232,12 +234,25 @@ async def test_a_pipe_whose_reader_went_away_raises_nowhere_and_does_not_spin() 
     try:
         logger.warning("without a loop")  # flushed at once: reported by handleError, not raised
         assert errors == ["without a loop"]
+        flushes = [0]
+        flush = handler._flush
+
+        def counting_flush(detach: bool = False) -> bool:
+            flushes[0] += 1
+            return flush(detach)
+
+        handler._flush = counting_flush  # type: ignore[method-assign]
         handler.attach(asyncio.get_running_loop())
         for i in range(3):
             logger.warning("x" * 70_000 + str(i))  # more than the buffer holds
         logger.warning("buffered")
         await loop_iterations(50)
-        assert failures == []  # no "Exception in callback" from the loop's flush, logged and flushed again
+        assert failures == []  # nothing raised into the loop, logged and written again
+        wait_until(lambda: flushes[0] >= 1, timeout=5)  # the writer tried
+        start = flushes[0]
+        # the writer tries again no more often than every MAX_DELAY_S while new lines come: no spinning
+        holds_for(lambda: assert_at_most(flushes[0] - start, 2 + 0.5 / MAX_DELAY_S), 0.5, interval=0.1)
+        logger.warning("and more")
         handler.detach()  # serve's finally: must not raise out of satellite-run either
         handler.close()
     finally:
@@ -247,6 +262,10 @@ async def test_a_pipe_whose_reader_went_away_raises_nowhere_and_does_not_spin() 
         with contextlib.suppress(OSError):
             stream.close()
         os.close(w)
+
+
+def assert_at_most(value: float, bound: float) -> None:
+    assert value <= bound
 
 
 def test_no_stream_drops_lines_and_a_stream_without_a_buffer_is_written_per_record(
@@ -314,3 +333,57 @@ def test_a_forked_child_flushes_its_lines_at_once(sink: Sink) -> None:
     finally:
         sink.handler.detach()
         loop.close()
+
+
+async def test_a_stalled_stream_blocks_no_logging_call_and_counts_what_it_drops() -> None:
+    """A terminal that stops reading (a pipe nobody reads): logging calls on the loop and from threads
+    keep returning at once, the writer waits, lines beyond `PENDING_LIMIT` are dropped and counted,
+    and once the reader reads everything kept arrives in order, then the count."""
+    r, w = os.pipe()
+    stream = line_buffered(w)
+    handler = ConsoleHandler(stream)
+    handler.setFormatter(ConsoleFormatter("%(message)s"))
+    logger = logging.getLogger(f"consolelog.stall{id(handler)}")
+    logger.propagate = False
+    logger.setLevel(1)
+    logger.addHandler(handler)
+    line = "y" * 1000
+    try:
+        handler.attach(asyncio.get_running_loop())
+        n = 2 * (PENDING_LIMIT // len(line))  # twice what fits in the pipe, the buffer and the list
+        slowest = 0.0
+        for i in range(n):  # on the loop's thread
+            t0 = time.monotonic()
+            logger.warning("%05d %s", i, line)
+            slowest = max(slowest, time.monotonic() - t0)
+        assert slowest < 0.5  # a logging call never waits for the stream (normally well under 1 ms)
+        assert handler._dropped > 0  # the pending list is full: the rest was counted
+        await asyncio.to_thread(logger.warning, "from a thread")  # returns too (dropped: list full)
+        os.set_blocking(r, False)
+        got = bytearray()
+
+        def read_all() -> bytes:
+            with contextlib.suppress(BlockingIOError):
+                while chunk := os.read(r, 1 << 16):
+                    got.extend(chunk)
+            return bytes(got)
+
+        wait_until(lambda: b"log lines dropped" in read_all(), timeout=10)
+        lines = bytes(got).decode().splitlines()
+        kept = [int(x.split()[0]) for x in lines if x[:1].isdigit()]
+        assert kept == list(range(len(kept)))  # the first lines, in order, none lost in between
+        assert len(kept) * (len(line) + 7) > PENDING_LIMIT  # the pending list's worth at least
+        assert lines[-1].startswith("(")
+        assert lines[-1].endswith(" log lines dropped: the terminal did not read them in time)")
+        dropped = int(lines[-1].split()[0][1:])
+        from_thread = lines.count("from a thread")  # queued or dropped, depending on the writer
+        assert len(kept) + from_thread + dropped == n + 1  # every line written or counted
+        logger.warning("after the stall")
+        wait_until(lambda: read_all().endswith(b"after the stall\n"), timeout=5)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        with contextlib.suppress(OSError):
+            stream.close()
+        os.close(w)
+        os.close(r)
