@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import msgpack
 import zmq
@@ -185,18 +186,31 @@ async def test_one_off_metric_from_a_hook_thread(make_satellite, client, zctx) -
     assert (value.name, value.value, value.unit) == ("VOLTAGE", 4.5, "V")  # type: ignore[attr-defined]
 
 
-async def test_unencodable_record_is_dropped_whole_between_good_ones(zctx) -> None:
-    """Every frame of a message is built before the first is sent: a record whose tags msgpack refuses
-    (from the handler path, tags as a dict) is dropped alone; the messages around it arrive intact."""
+@contextlib.asynccontextmanager
+async def running_publisher(
+    zctx: zmq.asyncio.Context, logger: logging.LoggerAdapter[logging.Logger] | None = None
+) -> AsyncIterator[tuple[MonitoringPublisher, MonitorSub]]:
+    """A publisher on its own XPUB with its task running, and a subscriber to `LOG/INFO` it knows of."""
     xpub = zctx.socket(zmq.XPUB)
     xpub.setsockopt(zmq.LINGER, 0)
     port = xpub.bind_to_random_port("tcp://127.0.0.1")
-    pub = MonitoringPublisher(xpub, "Satellite.T")
+    pub = MonitoringPublisher(xpub, "Satellite.T", logger)
     task = asyncio.create_task(pub.run())
     sub = MonitorSub(zctx, port)
     try:
         sub.subscribe(b"LOG/INFO")
         await eventually(lambda: pub.wants(b"LOG/INFO/X"))
+        yield pub, sub
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_unencodable_record_is_dropped_whole_between_good_ones(zctx) -> None:
+    """Every frame of a message is built before the first is sent: a record whose tags msgpack refuses
+    (from the handler path, tags as a dict) is dropped alone; the messages around it arrive intact."""
+    async with running_publisher(zctx) as (pub, sub):
         ns = 1_763_800_000_123_456_000
         packed = msgpack.packb({"lineno": 1})
         pub.push((cmdp.Level.INFO, "X", "first", packed, ns))
@@ -210,22 +224,12 @@ async def test_unencodable_record_is_dropped_whole_between_good_ones(zctx) -> No
         assert (last.text, dict(last.tags)) == ("last ?", {"lineno": 2})
         await eventually(lambda: pub.sent == 2)
         assert not await sub.sock.poll(100)  # nothing else (no stray frame of the dropped ones)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_record_times_around_second_boundaries_are_sent_exactly(zctx) -> None:
     """The publisher packs the timestamps of one second from that second's base (`second_of`); the
     bytes must be the codec's for times in, at and across second boundaries, and outside the range
     of the fixext 8 form, in one drained batch."""
-    xpub = zctx.socket(zmq.XPUB)
-    xpub.setsockopt(zmq.LINGER, 0)
-    port = xpub.bind_to_random_port("tcp://127.0.0.1")
-    pub = MonitoringPublisher(xpub, "Satellite.T")
-    task = asyncio.create_task(pub.run())
-    sub = MonitorSub(zctx, port)
     second = 1_763_800_000 * 10**9
     times = [
         second + 123_456_000,
@@ -239,9 +243,7 @@ async def test_record_times_around_second_boundaries_are_sent_exactly(zctx) -> N
         -1_500_000,  # before 1970
         second + 2_000,
     ]
-    try:
-        sub.subscribe(b"LOG/INFO")
-        await eventually(lambda: pub.wants(b"LOG/INFO/X"))
+    async with running_publisher(zctx) as (pub, sub):
         packed = msgpack.packb({"lineno": 1})
         for i, ns in enumerate(times):  # queued together, sent by one drain
             pub.push((cmdp.Level.INFO, "X", f"r{i}", packed, ns))
@@ -251,10 +253,6 @@ async def test_record_times_around_second_boundaries_are_sent_exactly(zctx) -> N
             for i, ns in enumerate(times)
         ]
         assert got == codec
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_record_time_beyond_the_timestamp_range_is_dropped_alone(zctx) -> None:
@@ -262,9 +260,6 @@ async def test_record_time_beyond_the_timestamp_range_is_dropped_alone(zctx) -> 
     bogus `created`): `struct` raises its own error, not a ValueError. That record is dropped alone and
     counted as not sent; the rest of the batch goes out in the same drain, with nothing logged as an
     unexpected publisher error."""
-    xpub = zctx.socket(zmq.XPUB)
-    xpub.setsockopt(zmq.LINGER, 0)
-    port = xpub.bind_to_random_port("tcp://127.0.0.1")
     errors: list[str] = []
 
     class Errors(logging.Handler):
@@ -274,13 +269,8 @@ async def test_record_time_beyond_the_timestamp_range_is_dropped_alone(zctx) -> 
     own = logging.getLogger(f"test_monitoring.range{id(errors)}")
     own.propagate = False
     own.addHandler(Errors(logging.ERROR))
-    pub = MonitoringPublisher(xpub, "Satellite.T", logging.LoggerAdapter(own, {}))
-    task = asyncio.create_task(pub.run())
-    sub = MonitorSub(zctx, port)
     ns = 1_763_800_000_123_456_000
-    try:
-        sub.subscribe(b"LOG/INFO")
-        await eventually(lambda: pub.wants(b"LOG/INFO/X"))
+    async with running_publisher(zctx, logging.LoggerAdapter(own, {})) as (pub, sub):
         packed = msgpack.packb({"lineno": 1})
         ancient = -(1 << 100) + 5  # within a second after the base `_flush` starts from (and resets to)
         pub.push((cmdp.Level.INFO, "X", "ancient", packed, ancient))
@@ -300,10 +290,6 @@ async def test_record_time_beyond_the_timestamp_range_is_dropped_alone(zctx) -> 
         await eventually(lambda: pub.sent == 3)
         assert errors == []
         assert not await sub.sock.poll(100)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_a_subscription_arriving_while_a_producer_asks_is_not_forgotten(zctx) -> None:
