@@ -81,9 +81,9 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
         self._dropped = 0  # lines that found the pending list full
         self._dirty = False  # lines were put into the buffer since the last flush
         self._flushing = False  # a flush is writing: lines wait in the list (the buffer may be locked)
-        self._flush_lock = threading.Lock()  # one flush at a time, in order; never taken in `emit`
+        self._flusher = 0  # the thread writing that flush (a record it logs meanwhile waits for no one)
         self._wake = threading.Condition(self.lock)  # the writer waits for lines
-        self._flushed = threading.Condition(self.lock)  # a per-record write waits for a flush to end
+        self._flushed = threading.Condition(self.lock)  # a flush or a per-record write waits for one to end
         self._writer: threading.Thread | None = None
         self._idle = False  # the writer waits for lines (emit notifies it)
         self._encoding = "utf-8"
@@ -136,9 +136,8 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
         try:
             line = self.format(record) + self.terminator
             if not self._batching():
-                while self._flushing:  # a batch before this line is being written: keep the order
-                    self._flushed.wait()
-                self._flush_unlocked()  # and what batching left waiting
+                if not self._wait_for_flush():  # else logged inside this thread's own flush
+                    self._flush_unlocked()  # what batching left waiting
                 if self.stream is not None:
                     self.stream.write(line)
                     if self._own and self._binary is not None:
@@ -152,7 +151,7 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
             self.handleError(record)
             return
         if self._flushing or self._pending or len(data) > self._room:
-            if self._pending_bytes + len(data) > PENDING_LIMIT:
+            if self._dropped or self._pending_bytes + len(data) > PENDING_LIMIT:  # the note stays in place
                 self._dropped += 1
                 return
             self._pending.append(data)
@@ -178,7 +177,6 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
             self._loop = self._writer = None
             self._pending, self._pending_bytes, self._dropped = [], 0, 0
             self._flushing = self._dirty = False
-            self._flush_lock = threading.Lock()  # the parent's writer may have held it at the fork
             return False
         if loop.is_closed():
             self._loop = self._writer = None  # the writer ends
@@ -186,58 +184,97 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
             return False
         return True
 
+    def _wait_for_flush(self) -> bool:
+        """With the lock held: wait until no other thread flushes (letting go of the lock meanwhile,
+        however often this thread holds it). True if this thread is the one flushing (a record logged
+        from inside its flush, by a finalizer or a warning): it must not wait for itself."""
+        me = threading.get_ident()
+        while self._flushing:
+            if self._flusher == me:
+                return True
+            self._flushed.wait()
+        return False
+
     def _flush_unlocked(self) -> None:
         """With the lock held and no flush running: write out what waits (no writer to hand it to)."""
         if not (self._pending or self._dirty or self._dropped):
             return
         batch, dropped = self._take()
-        with contextlib.suppress(OSError, ValueError):
-            self._put(batch, dropped)
-        self._room = self._capacity
+        self._room = self._capacity if self._put(batch, dropped) else 0
 
     def _take(self) -> tuple[list[bytes], int]:
         batch, dropped = self._pending, self._dropped
         self._pending, self._pending_bytes, self._dropped, self._dirty = [], 0, 0, False
         return batch, dropped
 
-    def _put(self, batch: list[bytes], dropped: int) -> None:
+    def _put(self, batch: list[bytes], dropped: int) -> bool:
+        """Write `batch` and the note on `dropped`, then flush; False if the stream refused. What it
+        did not take for now (EAGAIN: a non-blocking descriptor, full) waits at the head of the list;
+        what it refused for good (EPIPE, EBADF, closed) is counted as dropped. Raises nothing."""
         binary = self._binary
         if binary is None:
-            return
-        if batch:
-            binary.write(b"".join(batch))
+            return True
+        data = b"".join(batch)
         if dropped:
-            note = f"({dropped} log lines dropped: the terminal did not read them in time)\n"
-            binary.write(note.encode(self._encoding, "backslashreplace"))
-        binary.flush()
+            lines = "log line" if dropped == 1 else "log lines"
+            note = f"({dropped} {lines} dropped: the terminal did not read them in time)\n"
+            data += note.encode(self._encoding, "backslashreplace")
+        try:
+            binary.write(data)
+        except BlockingIOError as exc:  # the buffer took the first bytes: the rest goes first next time
+            self._refused(data[exc.characters_written :])
+            return False
+        except (OSError, ValueError):  # for good: the lines of this batch are lost, and counted
+            with self.lock:  # type: ignore[union-attr]
+                self._dropped += len(batch) + dropped
+            return False
+        try:
+            binary.flush()
+        except BlockingIOError:  # the buffer keeps what it could not write
+            self._refused(b"")
+            return False
+        except (OSError, ValueError):  # kept in the buffer too, which a later flush tries again
+            return False
+        return True
+
+    def _refused(self, rest: bytes) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if rest:
+                self._pending.insert(0, rest)
+                self._pending_bytes += len(rest)
+            self._dirty = True  # the buffer holds bytes: the writer tries again `MAX_DELAY_S` later
 
     def _flush(self, detach: bool = False) -> bool:
-        """Write out what waits, outside the lock `emit` needs; False if the stream refused it."""
-        with self._flush_lock:
+        """Write out what waits, outside the lock `emit` needs; False if the stream refused some of it.
+
+        One flush at a time, in order: a flush waits for the running one on `_flushed`, which lets go
+        of the handler's lock however often this thread holds it (`logging.shutdown` holds it around
+        `flush` and `close`: a lock of our own, taken before it, would deadlock with the writer)."""
+        with self.lock:  # type: ignore[union-attr]
+            if self._wait_for_flush():
+                return True  # called from inside this thread's own flush: nothing to add
+            if detach:
+                self._loop = self._writer = None  # per record from now on; the writer ends
+                self._wake.notify_all()
+            batch, dropped = self._take()
+            self._flushing, self._flusher = True, threading.get_ident()
+        ok = False
+        try:
+            ok = self._put(batch, dropped)
+        finally:
             with self.lock:  # type: ignore[union-attr]
-                if detach:
-                    self._loop = self._writer = None  # per record from now on; the writer ends
-                    self._wake.notify_all()
-                batch, dropped = self._take()
-                self._flushing = True
-            ok = True
-            try:
-                self._put(batch, dropped)
-            except (OSError, ValueError):  # EPIPE, EBADF, closed: the lines of this batch are lost
-                ok = False
-            finally:
-                with self.lock:  # type: ignore[union-attr]
-                    self._flushing = False
-                    self._room = self._capacity if ok else 0
-                    self._flushed.notify_all()
-            return ok
+                self._flushing = False
+                self._room = self._capacity if ok else 0
+                self._flushed.notify_all()
+        return ok
 
     def _write(self) -> None:
         """The writer thread: flush whenever lines wait; after a failure, try again `MAX_DELAY_S` later."""
         me = threading.current_thread()
         while True:
             with self.lock:  # type: ignore[union-attr]
-                while self._writer is me and not (self._pending or self._dirty or self._dropped):
+                # a count of lines refused for good (EPIPE) waits for a new line: no retries for it
+                while self._writer is me and not (self._pending or self._dirty):
                     self._idle = True
                     self._wake.wait()
                 self._idle = False

@@ -9,17 +9,24 @@ unread until it is full.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
+import io
+import logging
 import os
 import struct
 import subprocess
 import termios
+import threading
 import time
+import weakref
 from collections.abc import Callable
 
 import pytest
 import zmq
 
+from constellation.consolelog import ConsoleFormatter, ConsoleHandler
 from tests.harness import wait_until
 from tests.runtime.test_cli import request, wait_state
 from tests.runtime.test_console_exit import LOCAL, SATELLITE_RUN
@@ -115,3 +122,166 @@ def test_a_terminal_that_stops_reading_does_not_stop_the_satellite(stderr: str) 
         if popen.poll() is None:
             popen.kill()
             popen.wait(5)
+
+
+# In-process: a handler on a pipe the test reads, or leaves unread (Linux pipes hold 64 KiB).
+
+
+class Piped:
+    """A `ConsoleHandler` on a line-buffered text stream (as sys.stderr is one) over a pipe."""
+
+    def __init__(self, *, nonblocking: bool = False) -> None:
+        self.r, self.w = os.pipe()
+        if nonblocking:  # another process sharing the terminal set O_NONBLOCK: a full pipe says EAGAIN
+            os.set_blocking(self.w, False)
+        self.stream = open(self.w, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        self.stream.reconfigure(line_buffering=True)
+        self.handler = ConsoleHandler(self.stream)
+        self.handler.setFormatter(ConsoleFormatter("%(message)s"))
+        self.logger = logging.getLogger(f"consolestall.{id(self)}")
+        self.logger.propagate = False
+        self.logger.setLevel(1)
+        self.logger.addHandler(self.handler)
+        self.loop = asyncio.new_event_loop()  # attached and not closed: lines are batched
+        self.got = bytearray()
+        os.set_blocking(self.r, False)
+
+    def read(self) -> bytes:
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(self.r, 1 << 16):
+                self.got.extend(chunk)
+        return bytes(self.got)
+
+    def close(self) -> None:
+        self.logger.removeHandler(self.handler)
+        with contextlib.suppress(OSError, ValueError):
+            self.handler.close()
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.close()
+        self.loop.close()
+        os.close(self.w)
+        os.close(self.r)
+
+
+def held_elsewhere(lock: threading.RLock) -> bool:
+    if lock.acquire(blocking=False):
+        lock.release()
+        return False
+    return True
+
+
+def test_logging_shutdown_while_the_writer_waits_for_the_stream_ends_once_it_reads() -> None:
+    """`logging.shutdown` (at exit; before `os._exit` in satellite-run) holds the handler's lock while
+    it flushes: it waits for the writer's flush, and neither may wait for the other for ever."""
+    p = Piped()
+    done = threading.Event()
+    try:
+        p.handler.attach(p.loop)
+        for i in range(200):  # 200 KB: the pipe is full, the writer blocks in its flush
+            p.logger.warning("%04d %s", i, "z" * 1000)
+        wait_until(lambda: p.handler._flushing and pipe_bytes(p.r) >= 61_440, timeout=10)
+
+        def shutdown() -> None:
+            logging.shutdown([weakref.ref(p.handler)])
+            done.set()
+
+        threading.Thread(target=shutdown, daemon=True).start()
+        # shutdown is in: holding the lock (waiting for a lock of the writer's) or waiting for the flush
+        wait_until(
+            lambda: held_elsewhere(p.handler.lock) or p.handler._flushed._waiters,  # type: ignore[arg-type, attr-defined]
+            timeout=5,
+        )
+        assert not done.is_set()
+        wait_until(lambda: p.read() and done.is_set(), timeout=10)  # the terminal reads again
+        lines = p.read().decode().splitlines()
+        assert [int(x.split()[0]) for x in lines] == list(range(200))
+    finally:
+        if done.is_set():  # else the handler is deadlocked: closing it would hang the test too
+            p.close()
+
+
+def test_a_stream_that_refuses_for_now_loses_no_line() -> None:
+    """EAGAIN (a non-blocking descriptor, full): what the stream did not take is written once it
+    takes data again, in order, none lost, none torn, none twice."""
+    p = Piped(nonblocking=True)
+    try:
+        p.handler.attach(p.loop)
+        n = 200
+        for i in range(n):  # 200 KB, well under PENDING_LIMIT: nothing is dropped for want of room
+            p.logger.warning("%04d %s", i, "z" * 1000)
+        wait_until(lambda: pipe_bytes(p.r) >= 61_440 and not p.handler._flushing, timeout=10)
+        wait_until(lambda: p.read().endswith(b"z\n") and len(p.got) == n * 1006, timeout=10)
+        p.logger.warning("after")
+        wait_until(lambda: p.read().endswith(b"after\n"), timeout=10)
+        lines = p.read().decode().splitlines()
+        assert lines == [f"{i:04d} {'z' * 1000}" for i in range(n)] + ["after"]
+    finally:
+        p.close()
+
+
+def test_once_lines_are_dropped_later_ones_wait_for_the_note() -> None:
+    """A short line finding room in the full list after longer ones were dropped would be written
+    before the note about them: out of order. Once dropping, every line is dropped until the writer
+    takes the list; the note then stands where the lines went missing."""
+    p = Piped()
+    try:
+        p.handler.attach(p.loop)
+        with p.handler.lock:  # type: ignore[union-attr]  # the writer cannot take the list meanwhile
+            i = 0
+            while not p.handler._dropped:
+                p.logger.warning("%05d %s", i, "z" * 1000)
+                i += 1
+            p.logger.warning("short")
+        wait_until(lambda: b"dropped" in p.read(), timeout=10)
+        p.logger.warning("after")
+        wait_until(lambda: p.read().endswith(b"after\n"), timeout=10)
+        lines = p.read().decode().splitlines()
+        assert lines[-2] == "(2 log lines dropped: the terminal did not read them in time)"
+        assert "short" not in lines
+    finally:
+        p.close()
+
+
+class LoggingBuffer(io.BufferedWriter):
+    """A buffer whose flush logs a record (as a finalizer or a warning on the flushing thread may)."""
+
+    logger: logging.Logger | None = None
+
+    def flush(self) -> None:
+        logger, self.logger = self.logger, None
+        if logger is not None:
+            logger.warning("from inside the flush")
+        super().flush()
+
+
+def test_a_record_logged_inside_a_flush_waits_for_no_one() -> None:
+    """The thread writing a batch logs (a finalizer, a warning): the record must not wait for the
+    flush to end, its own. Here `flush` (as `logging.shutdown` calls it), with no loop attached."""
+    r, w = os.pipe()
+    buffer = LoggingBuffer(io.FileIO(w, "w", closefd=False))
+    stream = io.TextIOWrapper(buffer, "utf-8", line_buffering=True)
+    handler = ConsoleHandler(stream)
+    handler.setFormatter(ConsoleFormatter("%(message)s"))
+    logger = logging.getLogger(f"consolestall.inside{id(handler)}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    done = threading.Event()
+    try:
+        logger.warning("first")
+        buffer.logger = logger  # the next flush of the buffer logs
+
+        def flush() -> None:
+            handler.flush()
+            logger.warning("third")
+            done.set()
+
+        threading.Thread(target=flush, daemon=True).start()
+        wait_until(done.is_set, timeout=5)
+        os.set_blocking(r, False)
+        assert os.read(r, 1 << 16).decode().splitlines() == ["first", "from inside the flush", "third"]
+    finally:
+        if done.is_set():  # else the handler is deadlocked: closing it would hang the test too
+            logger.removeHandler(handler)
+            handler.close()
+            os.close(w)
+            os.close(r)
