@@ -26,7 +26,9 @@ Without a running loop (before the runtime starts, after it stops, in a forked c
 written and flushed at once, as `StreamHandler` does. A stream without a descriptor (pytest's capture)
 is written and flushed per record; no stream at all (Python started with descriptor 2 closed:
 `sys.stderr` is None) drops the lines. A failed flush (EPIPE, EBADF) is never raised into a logging call
-or the loop; the writer tries again after `MAX_DELAY_S`. A failed write without a loop is reported by
+or the loop: what a full non-blocking descriptor (EAGAIN) did not take goes first once the writer
+tries again, `MAX_DELAY_S` later; lines refused for good (EPIPE, EBADF) are counted as dropped.
+A failed write without a loop is reported by
 `handleError`, as `StreamHandler` does.
 """
 
@@ -298,7 +300,7 @@ def _binary_of(stream: TextIO | None) -> tuple[io.BufferedWriter | None, bool]:
     The text stream's own buffer when it has one (stderr's, normally): the order with every other write
     to the stream is kept. Under PYTHONUNBUFFERED stderr has none (its text layer writes through to the
     descriptor): a buffer of our own on the same descriptor, as the only way to batch; a direct write
-    to stderr can then overtake lines waiting in it (for one loop iteration at most, normally).
+    to stderr can then overtake lines waiting in it (by the writer's wake-up, normally).
     None when there is no descriptor either (no stream, pytest's capture): lines are written and flushed.
     """
     if not isinstance(stream, io.TextIOWrapper):
