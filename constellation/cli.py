@@ -267,7 +267,8 @@ async def serve(
     console: ConsoleHandler | None = None,
 ) -> int:
     """Run the satellite until it exits; `early` offers are closed once its own discovery runs; the
-    `console` handler is flushed by the loop meanwhile (constellation/consolelog.py)."""
+    `console` handler batches its lines for its writer thread while the loop runs
+    (constellation/consolelog.py)."""
     import asyncio
     import signal
 
