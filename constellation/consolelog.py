@@ -27,9 +27,9 @@ written and flushed at once, as `StreamHandler` does. A stream without a descrip
 is written and flushed per record; no stream at all (Python started with descriptor 2 closed:
 `sys.stderr` is None) drops the lines. A failed flush (EPIPE, EBADF) is never raised into a logging call
 or the loop: what a full non-blocking descriptor (EAGAIN) did not take goes first once the writer
-tries again, `MAX_DELAY_S` later; lines refused for good (EPIPE, EBADF) are counted as dropped.
-A failed write without a loop is reported by
-`handleError`, as `StreamHandler` does.
+tries again, `MAX_DELAY_S` later; lines refused for good (EPIPE, EBADF, a full disk) are counted as
+dropped, and the writer offers the note on them every `RETRY_S`: once the stream takes it, lines flow
+again. A failed write without a loop is reported by `handleError`, as `StreamHandler` does.
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ import sys
 import threading
 from typing import ClassVar, TextIO
 
-__all__ = ["MAX_DELAY_S", "PENDING_LIMIT", "ConsoleFormatter", "ConsoleHandler"]
+__all__ = ["MAX_DELAY_S", "PENDING_LIMIT", "RETRY_S", "ConsoleFormatter", "ConsoleHandler"]
 
 MAX_DELAY_S = 0.05  # after a failed flush (EPIPE, EBADF) the writer tries again this much later
 PENDING_LIMIT = 1 << 20  # bytes of lines held while the stream takes none; more are dropped and counted
+RETRY_S = 1.0  # after lines were refused for good (EPIPE, ENOSPC) the writer tries the note this often
 _BUFFER = 1 << 16  # our own buffer, when stderr has none (PYTHONUNBUFFERED)
 _SHARED_ROOM = 1024  # bytes surely free in stderr's buffer after a flush (its size: at least a tty's block)
 _PID = [os.getpid()]  # this process's pid, renewed in a forked child (os.getpid() is a system call)
@@ -82,6 +83,7 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
         self._pending_bytes = 0
         self._dropped = 0  # lines that found the pending list full
         self._dirty = False  # lines were put into the buffer since the last flush
+        self._stuck = False  # the stream refused a flush (EPIPE, a full disk): the buffer still holds lines
         self._flushing = False  # a flush is writing: lines wait in the list (the buffer may be locked)
         self._flusher = 0  # the thread writing that flush (a record it logs meanwhile waits for no one)
         self._wake = threading.Condition(self.lock)  # the writer waits for lines
@@ -207,6 +209,7 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
     def _take(self) -> tuple[list[bytes], int]:
         batch, dropped = self._pending, self._dropped
         self._pending, self._pending_bytes, self._dropped, self._dirty = [], 0, 0, False
+        self._stuck = False
         return batch, dropped
 
     def _put(self, batch: list[bytes], dropped: int) -> bool:
@@ -236,6 +239,8 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
             self._refused(b"")
             return False
         except (OSError, ValueError):  # kept in the buffer too, which a later flush tries again
+            with self.lock:  # type: ignore[union-attr]
+                self._stuck = True
             return False
         return True
 
@@ -275,9 +280,11 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
         me = threading.current_thread()
         while True:
             with self.lock:  # type: ignore[union-attr]
-                # a count of lines refused for good (EPIPE) waits for a new line: no retries for it
                 while self._writer is me and not (self._pending or self._dirty):
                     self._idle = True
+                    if self._dropped or self._stuck:  # the stream refused lines (EPIPE, a full disk):
+                        self._wake.wait(RETRY_S)  # try again once a second, so that they flow again
+                        break  # when the disk has room; a broken pipe costs one failed write a second
                     self._wake.wait()
                 self._idle = False
                 if self._writer is not me:

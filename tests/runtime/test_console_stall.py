@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import io
 import logging
@@ -22,11 +23,12 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import zmq
 
-from constellation.consolelog import ConsoleFormatter, ConsoleHandler
+from constellation.consolelog import RETRY_S, ConsoleFormatter, ConsoleHandler
 from tests.harness import wait_until
 from tests.runtime.test_cli import request, wait_state
 from tests.runtime.test_console_exit import LOCAL, SATELLITE_RUN
@@ -285,3 +287,54 @@ def test_a_record_logged_inside_a_flush_waits_for_no_one() -> None:
             handler.close()
             os.close(w)
             os.close(r)
+
+
+class FullDisk(io.RawIOBase):
+    """A file whose disk is full (ENOSPC) until `room` is set, then takes everything."""
+
+    def __init__(self) -> None:
+        self.room = False
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        if not self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.data.extend(b)
+        return len(b)
+
+
+def test_lines_flow_again_when_a_full_disk_has_room() -> None:
+    """stderr redirected to a file on a full disk: what the buffer holds waits in it, the lines beyond
+    are refused for good and counted; once the disk has room again (no new line needed) the held lines
+    and the note on the others are written, and lines flow as before."""
+    disk = FullDisk()
+    stream = io.TextIOWrapper(io.BufferedWriter(disk, 8192), "utf-8", line_buffering=True)
+    handler = ConsoleHandler(stream)
+    handler.setFormatter(ConsoleFormatter("%(message)s"))
+    logger = logging.getLogger(f"consolestall.disk{id(handler)}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    loop = asyncio.new_event_loop()
+    try:
+        handler.attach(loop)
+        n = 40  # 40 KB: more than the 8 KiB buffer holds
+        for i in range(n):
+            logger.warning("refused %02d %s", i, "z" * 1000)
+            wait_until(lambda: not handler._pending and not handler._flushing, timeout=5)
+        assert handler._dropped
+        disk.room = True
+        wait_until(lambda: b"dropped" in disk.data, timeout=5 * RETRY_S)  # without a new line
+        logger.warning("flowing again")
+        wait_until(lambda: disk.data.endswith(b"flowing again\n"), timeout=5)
+        *kept, note, last = disk.data.decode().splitlines()
+        # what the buffer held when the disk filled comes first, then the count of the rest
+        assert [int(line.split()[1]) for line in kept] == list(range(len(kept)))
+        assert note == f"({n - len(kept)} log lines dropped: the terminal did not read them in time)"
+        assert last == "flowing again"
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        loop.close()
