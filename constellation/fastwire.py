@@ -41,24 +41,21 @@ def pack_timestamp(time_ns: int) -> bytes:
 
 
 TS64 = _TS64
-#: `second_of`'s base for a time without the fixext 8 form: nothing is to be packed from it (a sender
-#: must not test ``0 < t - NEVER < 10**9`` alone: that holds for absurd times, which would go out as 1970)
-NEVER = -(1 << 100)
 
 
-def second_of(time_ns: int) -> tuple[int, int]:
-    """(base, seconds) such that for every `t` with ``0 < t - base < 10**9``,
+def second_of(time_ns: int) -> tuple[int, int, int]:
+    """(base, seconds, span) such that for every `t` with ``0 < t - base < span``,
     ``TS64(b"\\xd7\\xff", (t - base) << 34 | seconds) == pack_timestamp(t)``.
 
     For a sender packing many timestamps from the same second: a subtraction, a shift and a `struct`
     call instead of `pack_timestamp`'s `divmod` and tests. The second's first nanosecond itself takes
     the short form (fixext 4) and is not covered. A `time_ns` outside 1970..2514 has no second to pack
-    from: base `NEVER`, which covers no time.
+    from: span 0, which covers no time.
     """
     seconds = time_ns // 1_000_000_000
     if seconds < 0 or seconds >> 34:
-        return NEVER, 0
-    return seconds * 1_000_000_000, seconds
+        return 0, 0, 0
+    return seconds * 1_000_000_000, seconds, 1_000_000_000
 
 
 class LogEncoder:

@@ -23,7 +23,7 @@ import zmq.asyncio
 
 from protocols import EncodeError, cmdp
 
-from .fastwire import NEVER, TS64, LogEncoder, pack_timestamp, second_of
+from .fastwire import TS64, LogEncoder, pack_timestamp, second_of
 
 __all__ = [
     "LOG_ROUTES",
@@ -177,8 +177,7 @@ class MonitoringPublisher:
         last = zmq.NOBLOCK
         encoder = self._log_encoder
         prefix, topics, pack = encoder.prefix, encoder.topics, encoder.pack
-        # the second of the last timestamp (fastwire.second_of); `span` 0 while there is none
-        base, seconds, span = NEVER, 0, 0
+        base, seconds, span = 0, 0, 0  # the second of the last timestamp (fastwire.second_of): none yet
         queue = self._queue
         sent = 0
         for _ in range(min(limit, len(queue))):
@@ -192,8 +191,7 @@ class MonitoringPublisher:
                         stamp = TS64(b"\xd7\xff", delta << 34 | seconds)
                     else:
                         stamp = pack_timestamp(time_ns)
-                        base, seconds = second_of(time_ns)
-                        span = 0 if base == NEVER else 1_000_000_000
+                        base, seconds, span = second_of(time_ns)
                     header = prefix + stamp + (tags if type(tags) is bytes else pack(tags))
                     payload = text.encode("utf-8", "replace")
                 else:

@@ -129,6 +129,17 @@ def test_a_terminal_that_stops_reading_does_not_stop_the_satellite(stderr: str) 
 # In-process: a handler on a pipe the test reads, or leaves unread (Linux pipes hold 64 KiB).
 
 
+def console_logger(stream: io.TextIOWrapper, name: str) -> tuple[ConsoleHandler, logging.Logger]:
+    """A `ConsoleHandler` on `stream` (bare messages) and a logger of its own feeding only it."""
+    handler = ConsoleHandler(stream)
+    handler.setFormatter(ConsoleFormatter("%(message)s"))
+    logger = logging.getLogger(f"consolestall.{name}{id(handler)}")
+    logger.propagate = False
+    logger.setLevel(1)
+    logger.addHandler(handler)
+    return handler, logger
+
+
 class Piped:
     """A `ConsoleHandler` on a line-buffered text stream (as sys.stderr is one) over a pipe."""
 
@@ -138,12 +149,7 @@ class Piped:
             os.set_blocking(self.w, False)
         self.stream = open(self.w, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
         self.stream.reconfigure(line_buffering=True)
-        self.handler = ConsoleHandler(self.stream)
-        self.handler.setFormatter(ConsoleFormatter("%(message)s"))
-        self.logger = logging.getLogger(f"consolestall.{id(self)}")
-        self.logger.propagate = False
-        self.logger.setLevel(1)
-        self.logger.addHandler(self.handler)
+        self.handler, self.logger = console_logger(self.stream, "piped")
         self.loop = asyncio.new_event_loop()  # attached and not closed: lines are batched
         self.got = bytearray()
         os.set_blocking(self.r, False)
@@ -262,11 +268,7 @@ def test_a_record_logged_inside_a_flush_waits_for_no_one() -> None:
     r, w = os.pipe()
     buffer = LoggingBuffer(io.FileIO(w, "w", closefd=False))
     stream = io.TextIOWrapper(buffer, "utf-8", line_buffering=True)
-    handler = ConsoleHandler(stream)
-    handler.setFormatter(ConsoleFormatter("%(message)s"))
-    logger = logging.getLogger(f"consolestall.inside{id(handler)}")
-    logger.propagate = False
-    logger.addHandler(handler)
+    handler, logger = console_logger(stream, "inside")
     done = threading.Event()
     try:
         logger.warning("first")
@@ -312,11 +314,7 @@ def test_lines_flow_again_when_a_full_disk_has_room() -> None:
     and the note on the others are written, and lines flow as before."""
     disk = FullDisk()
     stream = io.TextIOWrapper(io.BufferedWriter(disk, 8192), "utf-8", line_buffering=True)
-    handler = ConsoleHandler(stream)
-    handler.setFormatter(ConsoleFormatter("%(message)s"))
-    logger = logging.getLogger(f"consolestall.disk{id(handler)}")
-    logger.propagate = False
-    logger.addHandler(handler)
+    handler, logger = console_logger(stream, "disk")
     loop = asyncio.new_event_loop()
     try:
         handler.attach(loop)

@@ -18,6 +18,7 @@ import pytest
 
 from constellation.consolelog import MAX_DELAY_S, PENDING_LIMIT, ConsoleFormatter, ConsoleHandler
 from tests.harness import eventually, holds_for, wait_until
+from tests.runtime.test_console_stall import console_logger
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -341,12 +342,7 @@ async def test_a_stalled_stream_blocks_no_logging_call_and_counts_what_it_drops(
     and once the reader reads everything kept arrives in order, then the count."""
     r, w = os.pipe()
     stream = line_buffered(w)
-    handler = ConsoleHandler(stream)
-    handler.setFormatter(ConsoleFormatter("%(message)s"))
-    logger = logging.getLogger(f"consolelog.stall{id(handler)}")
-    logger.propagate = False
-    logger.setLevel(1)
-    logger.addHandler(handler)
+    handler, logger = console_logger(stream, "stall")
     line = "y" * 1000
     try:
         handler.attach(asyncio.get_running_loop())

@@ -272,7 +272,7 @@ async def test_record_time_beyond_the_timestamp_range_is_dropped_alone(zctx) -> 
     ns = 1_763_800_000_123_456_000
     async with running_publisher(zctx, logging.LoggerAdapter(own, {})) as (pub, sub):
         packed = msgpack.packb({"lineno": 1})
-        ancient = -(1 << 100) + 5  # within a second after the base `_flush` starts from (and resets to)
+        ancient = -(1 << 100) + 5  # beyond every timestamp form: dropped, and no second to pack from
         pub.push((cmdp.Level.INFO, "X", "ancient", packed, ancient))
         pub.push((cmdp.Level.INFO, "X", "first", packed, ns))
         pub.push((cmdp.Level.INFO, "X", "too late", packed, 2**63 * 10**9))
