@@ -160,6 +160,10 @@ class HeartbeatPublisher:
                         change, role_flags = change_task.result()
                         change_task = None
                         await self._send(change, True, change.status or None, role_flags)
+                        # The extrasystole announced the interval of now (fewer subscribers: shorter);
+                        # a receiver times us out after 1.5 x that, so the next beat must not wait
+                        # for a deadline computed from a longer interval.
+                        deadline = min(deadline, self._last_beat + 0.8 * self.interval_ms / 1000)
         finally:
             if change_task is not None:
                 change_task.cancel()

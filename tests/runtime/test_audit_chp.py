@@ -1,0 +1,47 @@
+"""Audit of CHP heartbeats against 1.0.2 receivers' rules (wire doc §4.2, §4.4).
+
+A 1.0.2 ``HeartbeatChecker`` takes a life when ``now - last_refresh > 1.5 x interval`` where interval
+is the one announced by the *last* message (regular or extrasystole). So every message must be followed
+by the next one within its own announced interval.
+"""
+
+from __future__ import annotations
+
+import time
+
+from protocols import State, chp
+from tests.harness import eventually
+from tests.runtime.conftest import HeartbeatSub, wait_state
+
+
+async def test_extrasystole_interval_is_honoured_after_subscribers_leave(
+    make_satellite, client, zctx
+) -> None:
+    sat = await make_satellite()
+    subs = [HeartbeatSub(zctx, sat.ports["hb"]) for _ in range(10)]
+    watcher = subs[0]
+
+    async def long_interval() -> bool:
+        return (await watcher.next(3.0)).interval_ms == chp.heartbeat_interval_ms(10)
+
+    await eventually(long_interval, timeout=10.0)  # a regular beat just went out: next one in 3.6 s
+    for s in subs[1:]:
+        s.sock.close(0)
+    cl = client(sat)
+    await cl("initialize", {})
+    await wait_state(cl, "INIT")
+    # every message from now on: the next one must come within its announced interval
+    prev = None
+    t_prev = 0.0
+    deadline = time.monotonic() + 6.0
+    gaps: list[tuple[int, float, bool]] = []
+    while time.monotonic() < deadline:
+        hb = await watcher.next(8.0)
+        now = time.monotonic()
+        if prev is not None:
+            gaps.append((prev.interval_ms, now - t_prev, prev.is_extrasystole))
+        prev, t_prev = hb, now
+    late = [(i, round(g, 3), x) for i, g, x in gaps if g > i / 1000]
+    assert not late, f"(announced ms, gap s, extrasystole) beyond the announced interval: {late}"
+    assert prev is not None
+    assert prev.state is State.INIT
