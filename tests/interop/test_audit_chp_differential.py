@@ -1,0 +1,98 @@
+"""Audit: our Sputnik and a 1.0.2 Mariner send the same heartbeats through the paths the issue-3
+differential test does not walk: every role, interrupt to SAFE, recovery from SAFE, failure to ERROR,
+recovery from ERROR (wire doc §3.2, §4.2, §4.3).
+
+Compared per extrasystole: state, flags and the status frame's text; per regular beat after each step:
+state and flags. A steady state's status is the type's hook return value ("Initialized with 4
+channels" here, "Initialized" there), so for steady states only the framework's part is compared
+(present, and the "; Interrupted" suffix after an interrupt).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from protocols import State, chp
+from tests.fuzz.support import Client, start_sputnik
+from tests.harness import free_tcp_port, unique_group
+
+pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.timeout(150)]
+
+STEPS: list[tuple[str, Any, State]] = [
+    ("initialize", {"_autonomy": {"role": "NONE"}}, State.INIT),
+    ("initialize", {"_autonomy": {"role": "TRANSIENT"}}, State.INIT),
+    ("launch", None, State.ORBIT),
+    ("_interrupt", None, State.SAFE),
+    ("initialize", {"_autonomy": {"role": "ESSENTIAL"}}, State.INIT),
+    ("launch", None, State.ORBIT),
+    ("start", "r1", State.RUN),
+    ("_interrupt", None, State.SAFE),
+    ("initialize", {"_autonomy": {"role": "DYNAMIC"}}, State.INIT),
+    ("_failure", None, State.ERROR),
+    ("initialize", {}, State.INIT),
+]
+
+
+def _collect(ctx: zmq.Context, cmd: int, hb: int) -> list[tuple[str, int, str | None, bool]]:
+    client = Client(cmd)
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(f"tcp://127.0.0.1:{hb}")
+    try:
+        client.wait_state(State.NEW, timeout=30)
+        assert sub.poll(10_000), "no heartbeat"
+        sub.recv_multipart()
+        beats: list[tuple[str, int, str | None, bool]] = []
+        for command, payload, target in STEPS:
+            rep = client.call(command, payload)
+            assert rep.verb == "transitioning", (command, rep)
+            client.wait_state(target)
+            # after each step: drain the extrasystoles, then the next regular beat's flags
+            end = time.monotonic() + 5
+            while sub.poll(max(0, int((end - time.monotonic()) * 1000))):
+                b = chp.decode(sub.recv_multipart())
+                if b.is_extrasystole:
+                    beats.append((b.state.name, int(b.flags), b.status, True))
+                elif b.state is target:
+                    beats.append((b.state.name, int(b.flags), None, False))
+                    break
+        return beats
+    finally:
+        sub.close(0)
+        client.close()
+
+
+def test_same_heartbeats_as_cdaq_for_roles_interrupt_failure_and_recovery(cdaq_python: Path, spawn) -> None:
+    sat = start_sputnik(spawn, unique_group(), "Seq")
+    ports = {k: free_tcp_port() for k in ("cmd", "hb", "mon")}
+    spawn(
+        str(cdaq_python.with_name("SatelliteMariner")), "-g", unique_group(), "-n", "Seq", "-i", "lo",
+        "--cmd-port", str(ports["cmd"]), "--hb-port", str(ports["hb"]), "--mon-port", str(ports["mon"]),
+    )  # fmt: skip
+    ctx = zmq.Context()
+    try:
+        ours = _collect(ctx, sat.cmd, sat.hb)
+        theirs = _collect(ctx, ports["cmd"], ports["hb"])
+    finally:
+        ctx.destroy(linger=0)
+    assert _framework_part(ours) == _framework_part(theirs)
+    # one regular beat per step; two extrasystoles per step (transitional + steady), one for _failure
+    assert len(ours) == len(STEPS) + 2 * len(STEPS) - 1
+
+
+def _framework_part(
+    beats: list[tuple[str, int, str | None, bool]],
+) -> list[tuple[str, int, str | None, bool]]:
+    out = []
+    for state, flags, status, extra in beats:
+        if extra and State[state].is_steady and state != "ERROR":
+            assert status, (state, flags)
+            status = "; Interrupted" if status.endswith("; Interrupted") else "<hook>"
+        out.append((state, flags, status, extra))
+    return out
