@@ -1,7 +1,8 @@
 """CHP heartbeat publisher: one task owns the XPUB socket.
 
 Regular heartbeats every 0.8 x interval; an extrasystole (with the status frame) on every state change;
-the status frame on a regular beat only when the status changed since the previous regular beat. The
+the status frame on a regular beat only when the status changed since the previous regular beat; never
+an empty status frame (1.0.2 sends none). The
 interval follows 1.0.2's formula over the number of subscribers, computed right before each send.
 
 A new empty-topic subscriber (XPUB_VERBOSER's ``b"\\x01"``) gets a regular heartbeat promptly: joins
@@ -128,7 +129,8 @@ class HeartbeatPublisher:
         try:
             while True:
                 snap = self._fsm.snapshot()
-                status = snap.status if snap.status != prev_status else None
+                # as 1.0.2: a status frame only for a non-empty status that changed
+                status = snap.status if snap.status and snap.status != prev_status else None
                 prompt = self._joined_at is not None
                 await self._send(snap, False, status)
                 if prompt:

@@ -45,3 +45,18 @@ async def test_extrasystole_interval_is_honoured_after_subscribers_leave(
     assert not late, f"(announced ms, gap s, extrasystole) beyond the announced interval: {late}"
     assert prev is not None
     assert prev.state is State.INIT
+
+
+async def test_an_empty_status_goes_out_without_a_status_frame(make_satellite, zctx) -> None:
+    """1.0.2 sends the status frame only when the status is non-empty (``if status:``), on regular beats
+    and extrasystoles alike; an empty second frame is a frame 1.0.2 never sends."""
+    sat = await make_satellite()
+    sub = HeartbeatSub(zctx, sat.ports["hb"])
+    await sub.next()
+    sat.fsm.set_status("")  # changed since the previous regular beat, but empty
+    hb = await sub.next()
+    assert hb.status is None
+    sat.fsm.enter(State.ERROR, "")
+    extra = await sub.next()
+    assert extra.is_extrasystole
+    assert extra.status is None
