@@ -12,6 +12,9 @@ group cannot multiply the traffic. Without it a subscriber that joins after the 
 waits up to 0.8 x interval (16 s at 192 subscribers) for the peer's state, while a receiver assumes
 2000 ms (3 lives: 9 s) before the first beat. It is an ordinary regular beat: wire-compatible.
 
+The interval never goes below 500 ms (1.0.2's minimum), also when ``max_heartbeat_interval`` is 0 s:
+1.0.2 then sends in a busy loop; here every deadline would be "now" and the task would never yield.
+
 Subscriber counting (XPUB_VERBOSER delivers every subscribe and unsubscribe): `b"\\x01"` counts +1 and
 `b"\\x00"` -1 (never below 0). Deviation from 1.0.2: a subscription with a non-empty topic is ignored
 instead of being counted as -1, and anything else on the socket is ignored too.
@@ -72,6 +75,7 @@ class HeartbeatPublisher:
         self.join_coalesce_s = JOIN_COALESCE_S
         self._joined_at: float | None = None  # first subscriber arrival since the last beat
         self._last_beat = -math.inf
+        self._warned_floor = False
         fsm.add_listener(self._on_change)
 
     def _on_change(self, snap: Snapshot) -> None:
@@ -97,7 +101,18 @@ class HeartbeatPublisher:
 
     def _update_interval(self) -> int:
         self._drain_subscriptions()
-        self.interval_ms = chp.heartbeat_interval_ms(self.subscribers, self._max_ms())
+        max_ms = self._max_ms()
+        if max_ms < chp.MIN_INTERVAL_MS and not self._warned_floor:
+            self._warned_floor = True
+            self._log.warning(
+                "max_heartbeat_interval %d ms is below the %d ms minimum; beating every %d ms",
+                max_ms,
+                chp.MIN_INTERVAL_MS,
+                chp.MIN_INTERVAL_MS,
+            )
+        # Floor: a max of 0 s (1.0.2 accepts it and then beats in a busy loop) would make every
+        # deadline "now" and this task would never yield: the satellite's loop froze.
+        self.interval_ms = max(chp.MIN_INTERVAL_MS, chp.heartbeat_interval_ms(self.subscribers, max_ms))
         return self.interval_ms
 
     async def _send(

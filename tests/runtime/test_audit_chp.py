@@ -60,3 +60,24 @@ async def test_an_empty_status_goes_out_without_a_status_frame(make_satellite, z
     extra = await sub.next()
     assert extra.is_extrasystole
     assert extra.status is None
+
+
+async def test_a_zero_max_interval_does_not_freeze_the_satellite(make_satellite, client, zctx) -> None:
+    """``_autonomy.max_heartbeat_interval = 0`` is accepted (as by 1.0.2); the formula then gives 0 ms.
+    Before: every deadline was "now", the heartbeat task never yielded and nothing else ran (no reply to
+    get_state). Now the interval is floored at 1.0.2's 500 ms minimum."""
+    sat = await make_satellite()
+    sub = HeartbeatSub(zctx, sat.ports["hb"])
+    cl = client(sat)
+    await cl("initialize", {"_autonomy": {"max_heartbeat_interval": 0}})
+    await wait_state(cl, "INIT")
+    t0 = time.monotonic()
+    sent0 = sat._hb.sent
+    beats = []
+    while len(beats) < 3:
+        hb = await sub.next(2.0)
+        if hb.state is State.INIT and not hb.is_extrasystole:
+            beats.append(hb)
+    assert {hb.interval_ms for hb in beats} == {chp.MIN_INTERVAL_MS}
+    assert sat._hb.sent - sent0 <= 1 + (time.monotonic() - t0) / 0.35  # ~every 0.4 s, no flood
+    assert (await cl("get_state")).verb == "INIT"
