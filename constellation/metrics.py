@@ -9,6 +9,12 @@ def temperature(self) -> float | None:
 The metric name is the method name upper-cased (`STAT/TEMPERATURE`). A value is sampled only while
 someone subscribed and the state is not NEW, initializing, reconfiguring or ERROR (1.0.2); returning None
 sends nothing. Sync callbacks run in a worker thread unless declared `blocking=False`.
+
+As in 1.0.2, metrics are sampled at most every `MIN_INTERVAL` (0.1 s, 1.0.2's polling period): an
+interval of 0 means every 0.1 s. A negative or NaN interval is a `ValueError` at declaration. A callback
+that raises, or returns a value that cannot be sent (anything but bool, int, float, str), is reported
+as a CRITICAL `Could not get metric NAME: ...` on `LOG/CRITICAL/MNTR` (1.0.2's wording) and sampled
+again after its interval.
 """
 
 from __future__ import annotations
@@ -17,23 +23,34 @@ import asyncio
 import functools
 import inspect
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from protocols import cmdp
+from protocols import EncodeError, cmdp
 from protocols.states import State
 
 from .fsm import StateMachine
 from .monitoring import MonitoringPublisher
 
-__all__ = ["DEFAULT_METRIC_STATES", "MetricScheduler", "MetricSpec", "collect_metrics", "metric"]
+__all__ = [
+    "DEFAULT_METRIC_STATES",
+    "MIN_INTERVAL",
+    "MetricScheduler",
+    "MetricSpec",
+    "collect_metrics",
+    "metric",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _ATTR = "_constellation_metric"
 log = logging.getLogger(__name__)
+#: Shortest sampling period, seconds: 1.0.2's metric thread wakes every 0.1 s.
+MIN_INTERVAL = 0.1
+_CHECK_SENDER = "Metric.check"  # sender of the throw-away encoding that validates a sampled value
 
 DEFAULT_METRIC_STATES = frozenset(State) - {
     State.NEW,
@@ -54,6 +71,18 @@ class MetricSpec:
     allowed_states: frozenset[State] | None = DEFAULT_METRIC_STATES
     blocking: bool = True
 
+    def __post_init__(self) -> None:
+        interval = self.interval
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or math.isnan(interval):
+            raise ValueError(f"metric {self.name}: interval must be a number of seconds, got {interval!r}")
+        if interval < 0:
+            raise ValueError(f"metric {self.name}: interval must be >= 0 s, got {interval!r}")
+
+    @property
+    def period(self) -> float:
+        """Seconds between samples: the interval, at least `MIN_INTERVAL` (1.0.2's polling period)."""
+        return max(float(self.interval), MIN_INTERVAL)
+
 
 def metric(
     unit: str = "",
@@ -69,7 +98,7 @@ def metric(
         spec = MetricSpec(
             (name or f.__name__).upper(),
             unit,
-            float(interval),
+            interval,
             (f.__doc__ or "").strip(),
             f,
             frozenset(allowed_states) if allowed_states is not None else None,
@@ -133,6 +162,15 @@ class MetricScheduler:
     def wake(self) -> None:
         self._wake.set()
 
+    def add(self, spec: MetricSpec, owner: Any = None) -> None:
+        """Schedule another periodic metric at run time (from the loop's thread): it is announced to
+        `STAT?` subscribers at once and sampled from the next round on (1.0.2's
+        `register_scheduled_metric`). A metric of the same name is replaced."""
+        self._specs = [(s, o) for s, o in self._specs if s.name != spec.name] + [(spec, owner)]
+        self._last.pop(spec.name, None)
+        self._pub.register_metric(spec.name, spec.unit, spec.description)
+        self._wake.set()
+
     async def _sample(self, spec: MetricSpec, owner: Any) -> None:
         args = (owner,) if owner is not None else ()
         try:
@@ -147,8 +185,14 @@ class MetricScheduler:
         except Exception as exc:
             self._log.critical("Could not get metric %s: %r", spec.name, exc)
             return
-        if value is not None:
-            self._pub.stat(spec.name, value, spec.unit)
+        if value is None:
+            return  # currently unavailable: nothing sent (1.0.2)
+        try:  # a value the wire cannot carry would be dropped silently by the publisher: report it here
+            cmdp.encode(cmdp.Metric(_CHECK_SENDER, spec.name, value, spec.unit))
+        except EncodeError as exc:
+            self._log.critical("Could not get metric %s: %r", spec.name, exc)
+            return
+        self._pub.stat(spec.name, value, spec.unit)
 
     async def run(self) -> None:
         while True:
@@ -156,17 +200,17 @@ class MetricScheduler:
             now = time.monotonic()
             next_due = now + 3600.0
             state = self._fsm.state
-            for spec, owner in self._specs:
+            for spec, owner in tuple(self._specs):  # `add` may replace the list while a sample awaits
                 if not self._pub.wants(cmdp.metric_topic(spec.name)):
                     self._last.pop(spec.name, None)
                     continue
                 if spec.allowed_states is not None and state not in spec.allowed_states:
                     continue
-                due = self._last.get(spec.name, 0.0) + spec.interval
+                due = self._last.get(spec.name, 0.0) + spec.period
                 if due <= now:
                     self._last[spec.name] = now
                     await self._sample(spec, owner)
-                    due = now + spec.interval
+                    due = now + spec.period
                 next_due = min(next_due, due)
             try:
                 async with asyncio.timeout(max(0.0, next_due - time.monotonic())):
