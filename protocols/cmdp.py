@@ -14,12 +14,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
+
+import msgpack
 
 from . import _wire
 from .errors import DecodeError, EncodeError, _clip
 
 __all__ = [
+    "AnyMetricValue",
     "Level",
     "LogMessage",
     "Metric",
@@ -31,7 +34,12 @@ __all__ = [
     "metric_topic",
 ]
 
+#: What we send: every receiver (1.0.2, C++) takes these.
 MetricValue = bool | int | float | str
+#: What a decoded metric may carry: 1.0.2 packs whatever `stat()` is given (`stat("X", None)`, a list,
+#: a map), so a listener must take any value the tag rules allow (nil, bin, arrays, str/bin-keyed maps,
+#: Timestamps in years 1..9999) besides the four scalars.
+AnyMetricValue: TypeAlias = MetricValue | bytes | list[Any] | dict[Any, Any] | msgpack.Timestamp | None
 
 
 class Level(IntEnum):
@@ -72,11 +80,15 @@ class LogMessage:
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    """A metric value; the topic is ``STAT/<name>`` (upper case by convention). Flags are always 0."""
+    """A metric value; the topic is ``STAT/<name>`` (upper case by convention). Flags are always 0.
+
+    `encode` sends the scalars of `MetricValue` only; `decode` also returns the other values 1.0.2 sends
+    (`AnyMetricValue`: nil, bin, arrays, maps, Timestamps).
+    """
 
     sender: str
     name: str
-    value: MetricValue
+    value: AnyMetricValue
     unit: str = ""
     tags: Mapping[str, Any] = field(default_factory=dict)
     time_ns: int = field(default_factory=_wire.now_us_ns)
@@ -173,9 +185,7 @@ def decode(frames: Sequence[bytes]) -> LogMessage | Metric | Notification:
         if not name:
             raise DecodeError("CMDP topic: empty metric name")
         body = _wire.Reader(parts[2], "CMDP metric")
-        value = body.any("value")
-        if not isinstance(value, bool | int | float | str):
-            body.fail("value", f"expected bool, int, float or str, got {type(value).__name__}")
+        value = body.any("value")  # any value the tag rules allow: 1.0.2 sends nil, lists, maps too
         body.uint("flags", 0xFF)  # always 0 from 1.0.2; ignored
         unit = body.string("unit")
         body.end()
