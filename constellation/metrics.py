@@ -50,7 +50,6 @@ _ATTR = "_constellation_metric"
 log = logging.getLogger(__name__)
 #: Shortest sampling period, seconds: 1.0.2's metric thread wakes every 0.1 s.
 MIN_INTERVAL = 0.1
-_CHECK_SENDER = "Metric.check"  # sender of the throw-away encoding that validates a sampled value
 
 DEFAULT_METRIC_STATES = frozenset(State) - {
     State.NEW,
@@ -72,6 +71,11 @@ class MetricSpec:
     blocking: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"metric name must be a non-empty str, got {self.name!r}")
+        for what in ("unit", "description"):
+            if not isinstance(getattr(self, what), str):
+                raise ValueError(f"metric {self.name}: {what} must be a str, got {getattr(self, what)!r}")
         interval = self.interval
         if isinstance(interval, bool) or not isinstance(interval, int | float) or math.isnan(interval):
             raise ValueError(f"metric {self.name}: interval must be a number of seconds, got {interval!r}")
@@ -188,7 +192,7 @@ class MetricScheduler:
         if value is None:
             return  # currently unavailable: nothing sent (1.0.2)
         try:  # a value the wire cannot carry would be dropped silently by the publisher: report it here
-            cmdp.encode(cmdp.Metric(_CHECK_SENDER, spec.name, value, spec.unit))
+            cmdp.check_metric_value(value)
         except EncodeError as exc:
             self._log.critical("Could not get metric %s: %r", spec.name, exc)
             return

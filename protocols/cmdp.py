@@ -28,6 +28,7 @@ __all__ = [
     "Metric",
     "MetricValue",
     "Notification",
+    "check_metric_value",
     "decode",
     "encode",
     "log_topic",
@@ -120,6 +121,27 @@ def metric_topic(name: str) -> bytes:
     return f"STAT/{name}".encode()
 
 
+def check_metric_value(value: object) -> None:
+    """`EncodeError` unless `encode` can send `value` as a metric value: a bool, a float, an int in
+    msgpack's range (-2**63 .. 2**64-1) or a str that encodes as UTF-8 (subclasses included).
+
+    Lets a producer refuse a bad value where it is given, instead of the sender dropping it later.
+    """
+    if isinstance(value, bool | float):
+        return
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**64:
+            raise EncodeError(f"CMDP: metric value {_clip(str(value))} is outside msgpack's integer range")
+        return
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EncodeError(f"CMDP: metric value is not valid UTF-8 text: {exc.reason}") from None
+        return
+    raise EncodeError(f"CMDP: metric value must be bool, int, float or str, got {type(value).__name__}")
+
+
 def _header(msg: LogMessage | Metric | Notification) -> bytes:
     w = _wire.Writer("CMDP header").string("protocol", _wire.CMDP1).sender(msg.sender)
     return w.timestamp_ns(msg.time_ns).tags(msg.tags).frame()
@@ -142,8 +164,7 @@ def encode(msg: LogMessage | Metric | Notification) -> list[bytes]:
             name = _topic_text(msg.name, "name")
             if not name:
                 raise EncodeError("CMDP: metric name must not be empty")
-            if not isinstance(msg.value, bool | int | float | str):
-                raise EncodeError(f"CMDP: metric value must be bool, int, float or str, got {msg.value!r}")
+            check_metric_value(msg.value)
             w = _wire.Writer("CMDP metric").any("value", msg.value).uint("flags", 0)
             return [metric_topic(name), _header(msg), w.string("unit", msg.unit).frame()]
         if isinstance(msg, Notification):

@@ -78,6 +78,16 @@ def test_bad_interval_of_a_spec_built_directly() -> None:
         MetricSpec("X", "", math.nan, "", lambda: 1)
 
 
+@pytest.mark.parametrize(
+    "fields", [{"name": ""}, {"name": 5}, {"unit": None}, {"unit": b"V"}, {"description": None}]
+)
+def test_bad_name_unit_or_description_of_a_spec_is_a_value_error(fields: dict[str, Any]) -> None:
+    """Before, a description that is not a str made every later STAT? notification fail to encode."""
+    args: dict[str, Any] = {"name": "X", "unit": "", "interval": 1.0, "description": "", "func": lambda: 1}
+    with pytest.raises(ValueError, match="metric"):
+        MetricSpec(**(args | fields))
+
+
 class Unsendable(Satellite):
     @metric(unit="", interval=0.1)
     def as_list(self) -> object:

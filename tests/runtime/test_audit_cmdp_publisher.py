@@ -1,0 +1,86 @@
+"""CMDP audit: one-off metrics and metric registration with values the wire cannot carry.
+
+1.0.2's `stat(name, value)` packs any value and its `STAT?` map any description. Our encoder sends the
+four scalars (bool, int, float, str) and str descriptions only (what 1.0.2 and C++ receivers take), so a
+bad value or description must be refused where it is given, with a typed error, and must not stop
+anything else: before, `stat("X", [1, 2])` vanished in the publisher (a DEBUG line), and one
+description that is not a str made every later `STAT?` notification fail to encode, silently.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from protocols import EncodeError, cmdp
+from tests.harness import eventually
+from tests.runtime.conftest import MonitorSub
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="constellation/monitoring.py MonitoringPublisher.stat queues any value; the publisher drops "
+    "an unsendable one with a DEBUG line (fix: cmdp.check_metric_value(value) before queueing)",
+)
+@pytest.mark.parametrize("value", [[1, 2], {"a": 1}, b"\x00", 2**64, "\udc80", object()])
+async def test_one_off_stat_of_an_unsendable_value_is_a_typed_error(
+    make_satellite, zctx, value: object
+) -> None:
+    sat = await make_satellite()
+    sub = MonitorSub(zctx, sat.ports["mon"])
+    sub.subscribe(b"STAT/")
+    await eventually(lambda: sat._mon.wants(b"STAT/VOLTS"))
+    with pytest.raises(EncodeError):
+        sat.stat("VOLTS", value, "V")
+    sat.stat("VOLTS", 4.5, "V")  # the next good value goes out
+    m = await sub.until(lambda m: isinstance(m, cmdp.Metric) and m.name == "VOLTS")
+    assert (m.value, m.unit) == (4.5, "V")
+
+
+async def test_one_off_stat_of_none_sends_nothing_and_raises_nothing(make_satellite, zctx) -> None:
+    """None means "no value now", as for a periodic metric (1.0.2 would send nil here)."""
+    sat = await make_satellite()
+    sub = MonitorSub(zctx, sat.ports["mon"])
+    sub.subscribe(b"STAT/VOLTS")
+    await eventually(lambda: sat._mon.wants(b"STAT/VOLTS"))
+    sat.stat("VOLTS", None)
+    sat.stat("VOLTS", 1)
+    m = await sub.next()
+    assert (m.name, m.value) == ("VOLTS", 1)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="constellation/monitoring.py MonitoringPublisher.register_metric stores any description; "
+    "_send_notification then fails to encode every later STAT? map and suppresses the EncodeError",
+)
+@pytest.mark.parametrize(("unit", "description"), [("", None), ("", 5), (None, "")])
+async def test_registration_with_a_bad_description_or_unit_is_refused_and_notifications_go_on(
+    make_satellite, zctx, unit: object, description: object
+) -> None:
+    sat = await make_satellite()
+    sub = MonitorSub(zctx, sat.ports["mon"])
+    sub.subscribe(b"STAT?")
+    await sub.until(lambda m: isinstance(m, cmdp.Notification))
+    refused: Exception | None = None
+    try:
+        sat.register_metric("BAD", unit, description)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        refused = exc
+    sat.register_metric("GOOD", "V", "Fine.")  # announced: notifications still encode
+    note = await sub.until(lambda m: isinstance(m, cmdp.Notification) and "GOOD" in m.topics, 3)
+    assert "BAD" not in note.topics
+    assert refused is not None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="constellation/monitoring.py MonitoringPublisher.register_metric: an empty name is taken, "
+    "a non-str one raises AttributeError from .upper()",
+)
+@pytest.mark.parametrize("name", ["", 5, None])
+async def test_bad_metric_name_is_refused(make_satellite, name: object) -> None:
+    sat = await make_satellite()
+    with pytest.raises((TypeError, ValueError)):
+        sat.register_metric(name, "V", "x")  # type: ignore[arg-type]
