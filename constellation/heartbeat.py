@@ -23,7 +23,6 @@ instead of being counted as -1, and anything else on the socket is ignored too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -72,6 +71,7 @@ class HeartbeatPublisher:
         self.interval_ms = chp.MIN_INTERVAL_MS
         self.sent = 0
         self.prompt_beats = 0  # regular beats sent early for new subscribers
+        self.dropped_changes = 0  # state changes whose extrasystole was dropped (queue full)
         self.join_coalesce_s = JOIN_COALESCE_S
         self._joined_at: float | None = None  # first subscriber arrival since the last beat
         self._last_beat = -math.inf
@@ -79,8 +79,12 @@ class HeartbeatPublisher:
         fsm.add_listener(self._on_change)
 
     def _on_change(self, snap: Snapshot) -> None:
-        with contextlib.suppress(asyncio.QueueFull):  # 256 changes without a beat: keep the newest
-            self._changes.put_nowait((snap, self._role().flags))
+        # 256 changes without a beat: drop the oldest, so that the last extrasystole is the last state
+        # (put_nowait alone dropped the newest ones)
+        if self._changes.full():
+            self._changes.get_nowait()
+            self.dropped_changes += 1
+        self._changes.put_nowait((snap, self._role().flags))
 
     def _drain_subscriptions(self) -> None:
         while True:

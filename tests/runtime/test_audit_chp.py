@@ -81,3 +81,27 @@ async def test_a_zero_max_interval_does_not_freeze_the_satellite(make_satellite,
     assert {hb.interval_ms for hb in beats} == {chp.MIN_INTERVAL_MS}
     assert sat._hb.sent - sent0 <= 1 + (time.monotonic() - t0) / 0.35  # ~every 0.4 s, no flood
     assert (await cl("get_state")).verb == "INIT"
+
+
+async def test_a_storm_of_state_changes_ends_with_the_extrasystole_of_the_last_one(
+    make_satellite, zctx
+) -> None:
+    """More changes than the queue holds (256) before the heartbeat task runs: the oldest are the ones
+    dropped, so receivers get the last state's extrasystole (before: the newest were dropped)."""
+    sat = await make_satellite()
+    sub = HeartbeatSub(zctx, sat.ports["hb"])
+    await sub.next()
+    for i in range(300):  # no await in between: the heartbeat task cannot run
+        sat.fsm.enter(State.ERROR if i % 2 else State.SAFE, f"change {i}")
+    extras: list[chp.Heartbeat] = []
+    regular = 0
+    while regular < 2:  # every extrasystole goes out before the second regular beat after them
+        hb = await sub.next(2.0)
+        if hb.is_extrasystole:
+            extras.append(hb)
+        else:
+            regular += 1
+    assert extras[-1].state is State.ERROR
+    assert len(extras) == 256
+    assert sat._hb.dropped_changes == 44
+    assert [int(e.status.split()[1]) for e in extras if e.status] == list(range(44, 300))
