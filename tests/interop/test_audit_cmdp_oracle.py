@@ -315,10 +315,23 @@ def _subscription_scenario(probe: Probe, ctx: zmq.Context[zmq.Socket[bytes]]) ->
 
     for level in ("TRACE", "DEBUG", "INFO", "WARNING", "STATUS", "ERROR", "CRITICAL"):
         probe.call("emit", level, f"probe:{level}")
-    assert probe.client.call("initialize", {}).verb == "transitioning"
-    probe.client.wait_state(State.INIT)
+    for command, payload, target in (
+        ("initialize", {}, State.INIT), ("launch", None, State.ORBIT), ("start", "r1", State.RUN),
+        ("stop", None, State.ORBIT),
+    ):  # fmt: skip
+        assert probe.client.call(command, payload).verb == "transitioning"
+        probe.client.wait_state(target)
     subs.pump()
-    return {k: _probe_logs_and_states(v, probe.own_topic) for k, v in subs.got.items()}
+    seen: dict[str, Any] = {k: _probe_logs_and_states(v, probe.own_topic) for k, v in subs.got.items()}
+    # the default periodic metrics: sampled at the first tick after INIT, with these types and units
+    seen["periodic"] = sorted(
+        {
+            (m.name, type(m.value).__name__, m.unit)
+            for m in subs.got["STAT/"]
+            if m.name in ("CPU_LOAD_AVG", "MEM_AVAIL")
+        }
+    )
+    return seen
 
 
 def test_subscription_semantics_are_1_0_2s(cdaq_python: Path, spawn, tmp_path: Path) -> None:
@@ -335,12 +348,18 @@ def test_subscription_semantics_are_1_0_2s(cdaq_python: Path, spawn, tmp_path: P
         ctx.destroy(linger=0)
     warning = [("LOG", "WARNING", "<TYPE>", "probe:WARNING")]
     critical = [("LOG", "CRITICAL", "<TYPE>", "probe:ERROR"), ("LOG", "CRITICAL", "<TYPE>", "probe:CRITICAL")]
-    states = [("STAT", "STATE", "initializing", ""), ("STAT", "STATE", "INIT", "")]
+    states = [
+        ("STAT", "STATE", s, "") for s in ("initializing", "INIT", "launching", "ORBIT", "starting", "RUN")
+    ] + [("STAT", "STATE", s, "") for s in ("stopping", "ORBIT")]
+    with_run_id = [*states[:5], ("STAT", "RUN_ID", "r1", ""), *states[5:]]  # RUN_ID while starting
     assert seen["ours"]["LOG/WARNING"] == warning
     assert seen["ours"]["LOG/CRITICAL/<TYPE>"] == critical
+    assert seen["ours"]["LOG/WARNING/FSM"] == []
     assert seen["ours"]["STAT/STATE 2"] == states
     assert seen["ours"]["STAT/STATE 1"] == []
-    assert seen["ours"][""] == warning + critical + states
+    assert seen["ours"]["STAT/"] == with_run_id
+    assert seen["ours"][""] == warning + critical + with_run_id
+    assert seen["ours"]["periodic"] == [("CPU_LOAD_AVG", "float", "%"), ("MEM_AVAIL", "float", "MiB")]
     assert seen["ours"] == seen["1.0.2"]
 
 
