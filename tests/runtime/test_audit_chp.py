@@ -105,3 +105,21 @@ async def test_a_storm_of_state_changes_ends_with_the_extrasystole_of_the_last_o
     assert len(extras) == 256
     assert sat._hb.dropped_changes == 44
     assert [int(e.status.split()[1]) for e in extras if e.status] == list(range(44, 300))
+
+
+async def test_time_stamps_are_the_send_time_in_nanoseconds(make_satellite, client, zctx) -> None:
+    """A 1.0.2 checker takes ``last_refresh`` from the sender's time stamp: it must be the time of
+    sending (not of the last state change), with ns precision as 1.0.2 sends (``time.time_ns()``)."""
+    sat = await make_satellite()
+    sub = HeartbeatSub(zctx, sat.ports["hb"])
+    cl = client(sat)
+    await cl("initialize", {})
+    await wait_state(cl, "INIT")
+    beats = []
+    while len(beats) < 6:
+        hb = await sub.next()
+        beats.append((time.time_ns(), hb))
+    for received, hb in beats:
+        assert 0 <= received - hb.time_ns < 100_000_000, (received, hb)
+    assert len({hb.time_ns for _, hb in beats}) == 6
+    assert any(hb.time_ns % 1000 for _, hb in beats)  # not truncated to microseconds
