@@ -96,3 +96,66 @@ def _framework_part(
             status = "; Interrupted" if status.endswith("; Interrupted") else "<hook>"
         out.append((state, flags, status, extra))
     return out
+
+
+def _intervals(ctx: zmq.Context, hb: int) -> list[int]:
+    """The announced interval after each subscription step (two regular beats after the step)."""
+    url = f"tcp://127.0.0.1:{hb}"
+
+    def sub(topic: bytes | None = b"") -> zmq.Socket:
+        s = ctx.socket(zmq.SUB)
+        s.setsockopt(zmq.LINGER, 0)
+        if topic is not None:
+            s.setsockopt(zmq.SUBSCRIBE, topic)
+        s.connect(url)
+        return s
+
+    watch = sub()
+    others: dict[str, zmq.Socket] = {}
+
+    def settle() -> int:
+        regular = 0
+        last = 0
+        while regular < 2:
+            assert watch.poll(5000), "no heartbeat"
+            b = chp.decode(watch.recv_multipart())
+            if not b.is_extrasystole:
+                regular, last = regular + 1, b.interval_ms
+        return last
+
+    steps = [
+        lambda: others.update(a=sub(), b=sub()),  # three subscribers
+        lambda: others["a"].setsockopt(zmq.UNSUBSCRIBE, b""),  # one unsubscribes, stays connected
+        lambda: others["b"].setsockopt(zmq.SUBSCRIBE, b""),  # the same SUB subscribes twice
+        lambda: others.pop("b").close(0),  # ... and disconnects
+        lambda: others.pop("a").close(0),  # the unsubscribed one disconnects
+        lambda: others.update(c=sub(None)),  # connected, never subscribed
+    ]
+    seen = [settle()]
+    for step in steps:
+        step()
+        seen.append(settle())
+    for s in (watch, *others.values()):
+        s.close(0)
+    return seen
+
+
+def test_subscriber_counting_like_cdaq(cdaq_python: Path, spawn) -> None:
+    """Empty-topic subscriptions only (a non-empty topic is a documented deviation, docs/runtime.md)."""
+    sat = start_sputnik(spawn, unique_group(), "Subs")
+    ports = {k: free_tcp_port() for k in ("cmd", "hb", "mon")}
+    spawn(
+        str(cdaq_python.with_name("SatelliteMariner")), "-g", unique_group(), "-n", "Subs", "-i", "lo",
+        "--cmd-port", str(ports["cmd"]), "--hb-port", str(ports["hb"]), "--mon-port", str(ports["mon"]),
+    )  # fmt: skip
+    Client(ports["cmd"]).wait_state(State.NEW, timeout=30)
+    ctx = zmq.Context()
+    try:
+        ours = _intervals(ctx, sat.hb)
+        theirs = _intervals(ctx, ports["hb"])
+    finally:
+        ctx.destroy(linger=0)
+    assert ours == theirs
+    # a SUB that subscribes twice counts twice and unsubscribes once when it leaves: both end at
+    # N=2 (1500 ms) with one subscriber left
+    assert ours == [500, 2121, 1500, 2121, 1500, 1500, 1500]
