@@ -5,6 +5,8 @@ prefix of, exactly what ZeroMQ will deliver; the empty topic enables nothing, li
 `STAT?` subscriptions get the topic list at once and again whenever it changes. Log records from any
 thread go into a bounded deque; when it is full the record is dropped and counted, and the drops are
 reported as a WARNING log and the `LOG_DROPPED` metric, so a burst of logging never blocks a hook.
+A thread two send batches ahead of the sender waits for it, 5 ms at most (`constellation.pacing`):
+else it would starve the event loop of the GIL.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import zmq.asyncio
 from protocols import EncodeError, cmdp
 
 from .fastwire import TS64, LogEncoder, pack_timestamp, second_of
+from .pacing import SendPacer
 
 __all__ = [
     "LOG_ROUTES",
@@ -59,6 +62,10 @@ class MonitoringPublisher:
         self._sync_sock: zmq.Socket[bytes] = zmq.Socket.shadow(sock.underlying)
         self._log_encoder = LogEncoder(name)
         self._queue_size = queue_size
+        # Built here, on the loop's thread (the sender). A producer thread two batches ahead waits until
+        # one is left: the sender then still has a batch to send while the producer wakes up.
+        ahead = max(1, min(2 * _BATCH, queue_size // 2))
+        self._pacer = SendPacer(ahead, max(1, ahead // 2))
         self._running = False  # run() is reading subscriptions (and drains are allowed)
         self._draining = False  # a _drain callback is scheduled or running
         self._sleeping = False  # queue found empty: the next push schedules _kick
@@ -105,14 +112,19 @@ class MonitoringPublisher:
 
     def push(self, msg: cmdp.Metric | RawLog) -> bool:
         """Queue a message for sending; False (and counted) when the queue is full."""
-        if len(self._queue) >= self._queue_size:
+        queue = self._queue
+        if len(queue) >= self._queue_size:
             self.dropped += 1
+            if self._running:
+                self._pacer.wait_for_sender(queue)
             return False
-        self._queue.append(msg)
+        queue.append(msg)
         if self._sleeping:
             self._sleeping = False
             with contextlib.suppress(RuntimeError):  # loop closed during shutdown
                 self._loop.call_soon_threadsafe(self._kick)
+        elif len(queue) >= self._pacer.ahead and self._running:
+            self._pacer.wait_for_sender(queue)
         return True
 
     def stat(self, name: str, value: Any, unit: str | None = None) -> None:
@@ -137,8 +149,9 @@ class MonitoringPublisher:
 
     # Draining runs as plain loop callbacks, one batch each (other tasks, such as the command server,
     # run between batches: a burst never delays a reply by more than a batch). A producer on another
-    # thread that keeps the GIL wakes the loop once per switch interval (5 ms); a callback is served in
-    # the first loop iteration after that, where a task behind an Event and asyncio.wait took three.
+    # thread that keeps the GIL gives it up when it is a batch ahead (`SendPacer`), or else once per
+    # switch interval (5 ms); a callback is served in the first loop iteration after that, where a task
+    # behind an Event and asyncio.wait took three. After each batch the sender releases waiting producers.
 
     def _kick(self) -> None:
         if self._running and not self._draining:
@@ -152,6 +165,7 @@ class MonitoringPublisher:
         try:
             if self._queue:
                 self._flush(_BATCH)
+                self._pacer.sent(self._queue)
             self._report_drops()
         except Exception:  # a callback that raised would leave the publisher stalled
             with contextlib.suppress(Exception):

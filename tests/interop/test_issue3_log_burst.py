@@ -118,3 +118,38 @@ def test_overload_burst_never_blocks_and_every_record_is_delivered_or_counted(bu
     finally:
         client.close()
         ctx.destroy(linger=0)
+
+
+def test_commands_answer_within_100ms_while_a_hook_floods_a_subscriber(bursty) -> None:
+    """A hook logging as fast as it can, with a subscriber on its records, must not starve the event
+    loop of the GIL: get_state answers within 0.1 s all along (before producers were paced to the
+    sender, `constellation.pacing`, single replies took 0.1-1.6 s here)."""
+    _proc, cmd, mon = bursty
+    ctx = zmq.Context()
+    client = Client(cmd)
+    flood = ctx.socket(zmq.REQ)
+    flood.setsockopt(zmq.LINGER, 0)
+    try:
+        sub = ctx.socket(zmq.SUB)  # not read during the flood: its default RCVHWM bounds its memory
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"LOG/INFO")
+        sub.connect(f"tcp://{LOOPBACK}:{mon}")
+        _activate(client, sub, "INFO")
+        flood.connect(f"tcp://{LOOPBACK}:{cmd}")
+        flood.send_multipart(cscp.encode(cscp.request("Test.flood", "burst", [400_000, "INFO"])))
+        rtts: list[float] = []
+        deadline = time.monotonic() + 90
+        while not flood.poll(0):
+            assert time.monotonic() < deadline, "the flood never ended"
+            t = time.monotonic()
+            assert client.state(timeout=5.0)
+            rtts.append(time.monotonic() - t)
+        reply = cscp.decode(flood.recv_multipart())
+        assert reply.verb_type is cscp.VerbType.SUCCESS, reply
+        assert len(rtts) >= 10, f"only {len(rtts)} requests during the flood"
+        slow = sorted(rtts)[-3:]
+        assert max(rtts) < 0.1, f"slowest replies during the flood: {[round(r * 1000) for r in slow]} ms"
+    finally:
+        flood.close()
+        client.close()
+        ctx.destroy(linger=0)

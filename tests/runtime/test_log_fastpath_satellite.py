@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -84,9 +85,11 @@ class Chatty(Satellite):
     log_queue_size = 64
 
 
-async def test_fast_path_drops_are_counted(
+async def test_fast_path_drops_are_counted_while_the_sender_is_stalled(
     make_satellite: Any, zctx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The loop (the sender) is held while a worker thread logs: the thread waits for it once, at most
+    `SendPacer.wait_s`, and then runs on; what does not fit in the queue is dropped and counted."""
     sat = await make_satellite(Chatty)
     with _only_our_handler(sat, monkeypatch):
         sub = await _log_sub(zctx, sat, b"LOG/INFO/", RCVHWM=0)
@@ -96,14 +99,47 @@ async def test_fast_path_drops_are_counted(
             for i in range(n):
                 sat.log.info("burst %d", i)
 
-        await asyncio.to_thread(burst)
+        worker = threading.Thread(target=burst)
+        t = time.monotonic()
+        worker.start()
+        worker.join(10)  # on the loop: nothing is sent until the burst is over
+        held = time.monotonic() - t
+        assert not worker.is_alive()
+        assert sat._mon._pacer.timeouts == 1  # one wait for the stalled sender, then none
+        assert held < 1.0, f"the burst took {held:.2f}s with the sender stalled"
+        assert sat._mon.dropped == n - Chatty.log_queue_size
         await eventually(lambda: not sat._mon._queue)
         received = 0
         while await sub.poll(500):
             frames = await sub.recv_multipart()
             received += frames[0] == b"LOG/INFO/CHATTY"
-        assert sat._mon.dropped > 0
-        assert received + sat._mon.dropped == n
+        assert received == Chatty.log_queue_size
+        sub.close()
+
+
+async def test_a_thread_logging_faster_than_the_sender_is_paced_and_loses_nothing(
+    make_satellite: Any, zctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the loop free, a burst of 30 queues' worth from a worker thread is paced to the sender (it
+    waits while the sender works off its backlog) instead of overflowing the queue."""
+    sat = await make_satellite(Chatty)
+    with _only_our_handler(sat, monkeypatch):
+        sub = await _log_sub(zctx, sat, b"LOG/INFO/", RCVHWM=0)
+        n = 30 * Chatty.log_queue_size
+
+        def burst() -> None:
+            for i in range(n):
+                sat.log.info("burst %d", i)
+
+        await asyncio.to_thread(burst)
+        await eventually(lambda: not sat._mon._queue)
+        seen: list[int] = []
+        while len(seen) < n and await sub.poll(2000):
+            frames = await sub.recv_multipart()
+            seen.append(int(frames[2].split()[1]))
+        assert sat._mon.dropped == 0
+        assert seen == list(range(n))
+        assert sat._mon._pacer.waits > 0
         sub.close()
 
 

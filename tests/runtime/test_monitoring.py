@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgpack
 import zmq
@@ -86,16 +88,23 @@ async def test_level_subscription_is_not_a_threshold(make_satellite, zctx, debug
 class Metered(Satellite):
     log_queue_size = 64
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.go = threading.Event()  # the test lets the burst go once it holds the loop
+        self.burst_done = threading.Event()
+
     @metric(unit="lm", interval=0.05)
     def brightness(self) -> int:
         """Brightness."""
         return 95
 
     def do_run(self, stop: StopToken) -> str:
+        self.go.wait(10)
         t0 = time.perf_counter()
         for i in range(20000):
             self.log.info("burst %d", i)
         self.burst_s = time.perf_counter() - t0
+        self.burst_done.set()
         stop.wait()
         return "done"
 
@@ -121,7 +130,9 @@ async def test_periodic_metric_only_outside_new(make_satellite, client, zctx) ->
     assert again.value == 95
 
 
-async def test_log_burst_never_blocks_and_drops_are_reported(make_satellite, client, zctx) -> None:
+async def test_log_burst_never_blocks_on_a_stalled_sender_and_drops_are_reported(
+    make_satellite, client, zctx
+) -> None:
     logging.getLogger().setLevel(logging.INFO)
     try:
         sat = await make_satellite(Metered)
@@ -136,7 +147,12 @@ async def test_log_burst_never_blocks_and_drops_are_reported(make_satellite, cli
         await cl("launch")
         await wait_state(cl, "ORBIT")
         await cl("start", "b1")
-        await eventually(lambda: hasattr(sat, "burst_s"), timeout=20)
+        await wait_state(cl, "RUN")
+        # The loop (the sender) is held for the whole burst: the hook waits for it once (`SendPacer`),
+        # then never again, and the queue drops what does not fit. Without the hold the hook is paced
+        # to the sender and nothing is dropped (tests/runtime/test_log_fastpath_satellite.py).
+        sat.go.set()
+        assert sat.burst_done.wait(10)
         assert sat._mon.dropped > 0
         warning = await sub.until(lambda m: isinstance(m, cmdp.LogMessage) and m.topic == "MNTR", 10)
         assert "log messages dropped" in warning.text

@@ -1,0 +1,82 @@
+"""`SendPacer`: a thread that logs faster than the CMDP publisher sends waits for it, briefly.
+
+Why: CPython hands the GIL to a waiting thread only once per switch interval (5 ms), and a thread that
+never releases it by itself (a hook logging in a loop) takes it back whenever its holder releases it.
+The publisher's task releases it three times a record (each libzmq send), so a hook that logs faster
+than the event loop sends starved the loop: with a subscriber on ``LOG/INFO`` and a hook logging as fast
+as it could, one 512-record send batch took up to 0.8 s, and ``get_state`` waited 0.1-1.6 s (the
+command socket must answer within 0.1 s whatever a hook does).
+
+How: a producer thread that finds `ahead` records queued (two send batches) waits on a condition, off
+the GIL, until the sender has brought the queue down to `resume` (one batch). The hook is then as fast
+as the sender (~100,000-300,000 records a second here; 1.0.2's synchronous sends give ~30,000), and
+nothing is lost while the sender keeps up. It never waits for a sender that is not sending: when a
+whole `wait_s` passes without the sender taking a message out (the loop is busy elsewhere, or stuck),
+the producer goes on and no producer waits again until the sender finishes a batch; the bounded queue
+then drops and counts the excess, as before. A sender that is sending, only slower, is waited for up to
+`MAX_WAITS` times `wait_s` (0.1 s). The sender's own thread (the loop) never waits. No wait depends on a
+subscriber or the network: sends to a slow subscriber do not block (the XPUB queues or drops).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sized
+
+__all__ = ["SendPacer"]
+
+WAIT_S = 0.005  # CPython's default switch interval: a producer would lose the GIL that long anyway
+MAX_WAITS = 20  # of WAIT_S each, while the sender is taking messages out: 0.1 s at most
+
+
+class SendPacer:
+    """Paces producer threads to the sender; built on the sender's thread (the event loop)."""
+
+    def __init__(self, ahead: int, resume: int | None = None, wait_s: float = WAIT_S) -> None:
+        resume = ahead if resume is None else resume
+        if not 1 <= resume <= ahead or wait_s < 0:
+            raise ValueError(f"need 1 <= resume <= ahead and wait_s >= 0, got {resume}, {ahead}, {wait_s}")
+        self.ahead = ahead
+        self.resume = resume
+        self.wait_s = wait_s
+        self._sender = threading.get_ident()
+        self._sent = threading.Condition(threading.Lock())
+        self._waiting = 0
+        self._stalled = False  # the last wait ran out: no waiting until the sender sends a batch
+        #: waits that ended with a sent batch, and waits that ran out (for tests and diagnostics)
+        self.waits = 0
+        self.timeouts = 0
+
+    def wait_for_sender(self, queue: Sized) -> None:
+        """Called by a producer that found at least `ahead` messages in `queue` after its own: waits
+        until at most `resume` are left while the sender takes messages out (not at all once a whole
+        `wait_s` passed without it taking one, until it finishes a batch again; `MAX_WAITS` at most)."""
+        if self._stalled or threading.get_ident() == self._sender:
+            return
+        with self._sent:
+            # Counted before the length is read: a sender that popped a batch and then saw no waiter
+            # popped it before this read, which then finds the queue short.
+            self._waiting += 1
+            try:
+                left = len(queue)
+                for _ in range(MAX_WAITS):
+                    if left <= self.resume:
+                        return
+                    if self._sent.wait(self.wait_s):
+                        self.waits += 1
+                        return
+                    now = len(queue)
+                    if now >= left:  # the sender took nothing in a whole wait: it is stalled
+                        break
+                    left = now  # slow (a batch takes longer than wait_s here), but sending
+                self.timeouts += 1
+                self._stalled = True
+            finally:
+                self._waiting -= 1
+
+    def sent(self, queue: Sized) -> None:
+        """Called by the sender after each batch it sent from `queue`."""
+        self._stalled = False
+        if self._waiting and len(queue) <= self.resume:
+            with self._sent:
+                self._sent.notify_all()

@@ -1,0 +1,121 @@
+"""`SendPacer` on its own: who waits, until when, for how long, and never for a stalled sender.
+
+The pacer is built on the "sender" thread (here the test's thread); producers are other threads.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+import pytest
+
+from constellation.pacing import SendPacer
+from tests.harness import wait_until
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _in_thread(fn: object) -> threading.Thread:
+    t = threading.Thread(target=fn)  # type: ignore[arg-type]
+    t.start()
+    return t
+
+
+def test_a_producer_waits_until_the_sender_has_brought_the_queue_down_to_resume() -> None:
+    pacer = SendPacer(ahead=8, resume=4, wait_s=10.0)
+    queue = collections.deque(range(8))
+    returned = threading.Event()
+    producer = _in_thread(lambda: (pacer.wait_for_sender(queue), returned.set()))
+    wait_until(lambda: pacer._waiting)  # the producer is in its wait
+    for _ in range(3):  # batches that leave more than `resume`: the producer keeps waiting
+        queue.popleft()
+        pacer.sent(queue)
+        assert not returned.wait(0.05)
+    queue.popleft()  # 4 left: released
+    pacer.sent(queue)
+    assert returned.wait(5)
+    producer.join(5)
+    assert (pacer.waits, pacer.timeouts) == (1, 0)
+
+
+def test_a_short_queue_is_no_reason_to_wait() -> None:
+    pacer = SendPacer(ahead=8, resume=4, wait_s=10.0)
+    t = time.monotonic()
+    _in_thread(lambda: pacer.wait_for_sender([0] * 4)).join(5)
+    assert time.monotonic() - t < 5
+    assert (pacer.waits, pacer.timeouts) == (0, 0)
+
+
+def test_a_stalled_sender_is_waited_for_once_then_not_until_it_sends_again() -> None:
+    pacer = SendPacer(ahead=2, resume=1, wait_s=0.2)
+    full = [0] * 10
+    times: list[float] = []
+
+    def produce(calls: int) -> None:
+        for _ in range(calls):
+            t = time.monotonic()
+            pacer.wait_for_sender(full)
+            times.append(time.monotonic() - t)
+
+    _in_thread(lambda: produce(1000)).join(10)
+    assert times[0] >= 0.2  # the first wait runs out
+    assert sum(times[1:]) < 0.2  # and no later call waits at all
+    assert (pacer.waits, pacer.timeouts) == (0, 1)
+    pacer.sent(full)  # the sender sent a batch (the queue is still long): producers wait again
+    times.clear()
+    _in_thread(lambda: produce(1)).join(10)
+    assert times[0] >= 0.2
+    assert pacer.timeouts == 2
+
+
+def test_the_sender_thread_never_waits() -> None:
+    pacer = SendPacer(ahead=1, resume=1, wait_s=10.0)
+    t = time.monotonic()
+    for _ in range(100):
+        pacer.wait_for_sender([0] * 50)
+    assert time.monotonic() - t < 1.0
+    assert (pacer.waits, pacer.timeouts) == (0, 0)
+
+
+def test_several_producers_are_released_together() -> None:
+    pacer = SendPacer(ahead=4, resume=2, wait_s=10.0)
+    queue = collections.deque(range(6))
+    producers = [_in_thread(lambda: pacer.wait_for_sender(queue)) for _ in range(3)]
+    wait_until(lambda: pacer._waiting == 3)
+    for _ in range(4):
+        queue.popleft()
+    pacer.sent(queue)
+    for p in producers:
+        p.join(5)
+        assert not p.is_alive()
+    assert pacer.waits == 3
+
+
+@pytest.mark.parametrize(
+    ("ahead", "resume", "wait_s"), [(0, None, 0.1), (4, 5, 0.1), (4, 0, 0.1), (4, 2, -1)]
+)
+def test_bad_parameters_are_refused(ahead: int, resume: int | None, wait_s: float) -> None:
+    with pytest.raises(ValueError, match="resume"):
+        SendPacer(ahead, resume, wait_s)
+
+
+def test_a_slow_sender_that_keeps_sending_is_waited_for() -> None:
+    """The sender needs several times `wait_s` to bring the queue down, but takes a message out well
+    within each `wait_s`: the producer keeps waiting, and the sender is not taken for stalled."""
+    pacer = SendPacer(ahead=16, resume=2, wait_s=0.2)
+    queue = collections.deque(range(16))
+    done = threading.Event()
+    producer = _in_thread(lambda: (pacer.wait_for_sender(queue), done.set()))
+    wait_until(lambda: pacer._waiting)
+    t = time.monotonic()
+    while len(queue) > 2:
+        assert not done.is_set()
+        time.sleep(0.05)  # the slow sender's work on one message
+        queue.popleft()
+    assert time.monotonic() - t > 2 * pacer.wait_s
+    pacer.sent(queue)
+    assert done.wait(5)
+    producer.join(5)
+    assert (pacer.waits, pacer.timeouts) == (1, 0)
