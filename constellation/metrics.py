@@ -210,7 +210,8 @@ class MetricScheduler:
                     continue
                 if spec.allowed_states is not None and state not in spec.allowed_states:
                     continue
-                due = self._last.get(spec.name, 0.0) + spec.period
+                last = self._last.get(spec.name)  # None: not sampled since subscribed, due now (1.0.2)
+                due = now if last is None else last + spec.period
                 if due <= now:
                     self._last[spec.name] = now
                     await self._sample(spec, owner)

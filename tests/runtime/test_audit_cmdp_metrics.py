@@ -173,3 +173,23 @@ async def test_periodic_metric_added_at_run_time_is_announced_and_sampled(
     assert note.topics["LATE"] == "Added in INIT."
     value = await sub.until(lambda m: isinstance(m, cmdp.Metric))
     assert (value.name, value.value, value.unit) == ("LATE", 3, "K")
+
+
+class Hourly(Satellite):
+    @metric(unit="", interval=time.monotonic() + 3600.0)  # longer than the machine has been up
+    def hourly(self) -> int:
+        return 1
+
+
+async def test_first_value_at_once_whatever_the_interval(make_satellite, client, zctx) -> None:
+    """1.0.2 samples a metric on its first eligible tick. Before, ours waited until the monotonic clock
+    (the machine's uptime) passed the interval: an hourly metric on a host up for ten minutes sent its
+    first value 50 minutes late."""
+    sat = await make_satellite(Hourly)
+    sub = MonitorSub(zctx, sat.ports["mon"])
+    sub.subscribe(b"STAT/HOURLY")
+    await eventually(lambda: sat._mon.wants(b"STAT/HOURLY"))
+    cl = client(sat)
+    await cl("initialize", {})
+    value = await sub.until(lambda m: isinstance(m, cmdp.Metric))
+    assert (value.name, value.value) == ("HOURLY", 1)
