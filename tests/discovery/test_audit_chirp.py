@@ -111,3 +111,53 @@ def test_request_is_answered_with_exactly_that_service(spawn, group: str) -> Non
     finally:
         sock.close()
         log.close()
+
+
+@pytest.mark.parametrize("backends", ["chirp", "zeroconf", "chirp,zeroconf"])
+async def test_a_second_satellite_with_the_same_name_replaces_the_first_and_outlives_its_departure(
+    spawn, group: str, backends: str
+) -> None:
+    """Same name, same group: the same host id. The newer one's OFFER (other ports) replaces the older
+    one, as in 1.0.2. When the older one leaves, its DEPART names its own port and must not take the
+    newer one away (1.0.2's controller does drop it: its DEPART handling ignores the port).
+    Zeroconf alone: the older one's goodbye (same instance name) hides the newer one until it answers
+    again, a moment later; with CHIRP as well, the newer one never departs."""
+    import asyncio
+    import signal
+    import time
+
+    from constellation.discovery import Discovery
+    from tests.harness import eventually
+
+    departed: list[int] = []
+    disc = Discovery(
+        group,
+        "Audit.observer",
+        interfaces=["lo"],
+        backends=backends.split(","),
+        on_depart=lambda svc: departed.append(svc.port) if svc.service is ServiceId.CONTROL else None,
+    )
+    await disc.start()
+    try:
+
+        def control_port() -> int | None:
+            found = disc.services(ServiceId.CONTROL)
+            return found[0].port if found else None
+
+        first = await asyncio.to_thread(start_sputnik, spawn, group, "Dup", "--discovery", backends)
+        await eventually(lambda: control_port() == first.cmd, 5)
+        second = await asyncio.to_thread(start_sputnik, spawn, group, "Dup", "--discovery", backends)
+        await eventually(lambda: control_port() == second.cmd, 5)
+        assert departed == [first.cmd]  # replaced
+        first.proc.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(first.proc.wait, 10) == 0
+        if backends == "zeroconf":
+            await eventually(lambda: second.cmd in departed and control_port() == second.cmd, 5)
+            return
+        end = time.monotonic() + 1.5  # the goodbyes and DEPARTs went out before the process exited
+        while time.monotonic() < end:
+            assert control_port() == second.cmd
+            await asyncio.sleep(0.02)
+        assert departed == [first.cmd]
+    finally:
+        await disc.aclose()
