@@ -71,11 +71,18 @@ class MetricSpec:
     blocking: bool = True
 
     def __post_init__(self) -> None:
+        # what the STAT? notification and the metric messages need: one bad entry would make every
+        # later notification fail to encode
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"metric name must be a non-empty str, got {self.name!r}")
-        for what in ("unit", "description"):
-            if not isinstance(getattr(self, what), str):
-                raise ValueError(f"metric {self.name}: {what} must be a str, got {getattr(self, what)!r}")
+        for what in ("name", "unit", "description"):
+            text = getattr(self, what)
+            if not isinstance(text, str):
+                raise ValueError(f"metric {self.name!r}: {what} must be a str, got {text!r}")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"metric {self.name!r}: {what} is not valid UTF-8 text: {text!r}") from None
         interval = self.interval
         if isinstance(interval, bool) or not isinstance(interval, int | float) or math.isnan(interval):
             raise ValueError(f"metric {self.name}: interval must be a number of seconds, got {interval!r}")

@@ -79,7 +79,8 @@ def test_bad_interval_of_a_spec_built_directly() -> None:
 
 
 @pytest.mark.parametrize(
-    "fields", [{"name": ""}, {"name": 5}, {"unit": None}, {"unit": b"V"}, {"description": None}]
+    "fields",
+    [{"name": ""}, {"name": 5}, {"name": "T\udc80"}, {"unit": None}, {"unit": b"V"}, {"description": None}],
 )
 def test_bad_name_unit_or_description_of_a_spec_is_a_value_error(fields: dict[str, Any]) -> None:
     """Before, a description that is not a str made every later STAT? notification fail to encode."""

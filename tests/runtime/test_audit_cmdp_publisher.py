@@ -63,7 +63,7 @@ async def test_one_off_stat_of_none_sends_nothing_and_raises_nothing(make_satell
     reason="constellation/monitoring.py MonitoringPublisher.register_metric stores any description; "
     "_send_notification then fails to encode every later STAT? map and suppresses the EncodeError",
 )
-@pytest.mark.parametrize(("unit", "description"), [("", None), ("", 5), (None, "")])
+@pytest.mark.parametrize(("unit", "description"), [("", None), ("", 5), (None, ""), ("", "\udc80")])
 async def test_registration_with_a_bad_description_or_unit_is_refused_and_notifications_go_on(
     make_satellite, zctx, unit: object, description: object
 ) -> None:
@@ -87,7 +87,7 @@ async def test_registration_with_a_bad_description_or_unit_is_refused_and_notifi
     reason="constellation/monitoring.py MonitoringPublisher.register_metric: an empty name is taken, "
     "a non-str one raises AttributeError from .upper()",
 )
-@pytest.mark.parametrize("name", ["", 5, None])
+@pytest.mark.parametrize("name", ["", 5, None, "T\udc80"])
 async def test_bad_metric_name_is_refused(make_satellite, name: object) -> None:
     sat = await make_satellite()
     with pytest.raises((TypeError, ValueError)):
