@@ -7,6 +7,7 @@ by the next one within its own announced interval.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from protocols import State, chp
@@ -123,3 +124,37 @@ async def test_time_stamps_are_the_send_time_in_nanoseconds(make_satellite, clie
         assert 0 <= received - hb.time_ns < 100_000_000, (received, hb)
     assert len({hb.time_ns for _, hb in beats}) == 6
     assert any(hb.time_ns % 1000 for _, hb in beats)  # not truncated to microseconds
+
+
+async def test_extrasystoles_for_reconfigure_and_a_failure_while_running(
+    make_satellite, client, zctx
+) -> None:
+    """The transitional states the differential tests do not reach (Mariner has no reconfigure):
+    reconfiguring -> ORBIT, and a failure in RUN straight to ERROR, each with the framework's status."""
+    from satellites.sputnik import Sputnik
+
+    sat = await make_satellite(Sputnik)
+    sub = HeartbeatSub(zctx, sat.ports["hb"])
+    cl = client(sat)
+    for command, payload, state in [
+        ("initialize", {}, "INIT"),
+        ("launch", None, "ORBIT"),
+        ("reconfigure", {"temperature": 3.0}, "ORBIT"),
+        ("start", "r1", "RUN"),
+        ("_failure", None, "ERROR"),
+    ]:
+        assert (await cl(command, payload)).verb == "transitioning", command
+        await wait_state(cl, state)
+    extras = []
+    async with asyncio.timeout(10):
+        while len(extras) < 9:
+            hb = await sub.next()
+            if hb.is_extrasystole:
+                extras.append((hb.state.name, hb.status))
+    assert extras[4:] == [
+        ("reconfiguring", "Reconfigure requested"),
+        ("ORBIT", "Reconfigured"),
+        ("starting", "Start requested"),
+        ("RUN", "Started run r1"),
+        ("ERROR", "Failure requested"),
+    ]
