@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from constellation import Satellite
 from protocols import cmdp
 from tests.harness import eventually
 from tests.runtime.conftest import MonitorSub, wait_state
@@ -66,3 +67,28 @@ async def test_starting_a_run_is_logged_on_ctrl(make_satellite, client, zctx, de
         await wait_state(cl, state)
     msg = await sub.until(lambda m: isinstance(m, cmdp.LogMessage) and m.text == "Starting run 'r7'")
     assert (msg.level, msg.topic) == (cmdp.Level.INFO, "CTRL")
+
+
+class Broken(Satellite):
+    def do_initializing(self, config: object) -> str:
+        raise ValueError("boom")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="constellation/lifecycle.py logs a failing hook's CRITICAL record with the runner's FSM logger; "
+    "1.0.2's handle_error uses self.log, the satellite's own topic (fix: sat.log.critical there)",
+)
+async def test_failing_hook_record_is_on_the_satellites_topic_with_its_traceback(
+    make_satellite, client, zctx, debug_logging
+) -> None:
+    sat = await make_satellite(Broken)
+    sub = MonitorSub(zctx, sat.ports["mon"])
+    sub.subscribe(b"LOG/CRITICAL")
+    await eventually(lambda: sat._mon.wants(b"LOG/CRITICAL/BROKEN"))
+    cl = client(sat)
+    await cl("initialize", {})
+    msg = await sub.until(lambda m: isinstance(m, cmdp.LogMessage) and "boom" in m.text)
+    assert msg.text == "ValueError in _wrap_initialize: boom"
+    assert msg.tags["traceback"].endswith("ValueError: boom")
+    assert msg.topic == "BROKEN"
