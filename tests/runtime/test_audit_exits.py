@@ -1,7 +1,8 @@
 """Audit: CHIRP DEPART on every way a ``satellite-run`` process ends, and what a hook that raises does.
 
 Real processes in the namespace, beacons watched on loopback. The satellite is Sputnik with its
-``do_initializing`` replaced by one that raises (``HOOK`` below); ``-`` keeps the real hook.
+``do_initializing`` replaced by one that raises (``HOOK`` below); ``-`` keeps the real hook; ``loop``
+makes the runtime's main coroutine raise once ``initialize`` arrives.
 
 Covered elsewhere, not repeated: SIGTERM/SIGINT (tests/runtime/test_cli.py, test_discovery_netns.py,
 tests/discovery/test_processes.py), a failed start and signals during start-up
@@ -39,6 +40,22 @@ def boom(self, config):
 
 if exc is not None:
     Sputnik.do_initializing = boom
+if kind == "loop":  # the runtime's main coroutine fails once `initialize` arrives
+    import asyncio
+
+    def trigger(self, config):
+        self._loop_failure.get_loop().call_soon_threadsafe(self._loop_failure.set)
+        return "Initialized"
+
+    async def broken(self):
+        self._loop_failure = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._loop_failure.get_loop = lambda: loop
+        await self._loop_failure.wait()
+        raise RuntimeError("the loop failed")
+
+    Sputnik.do_initializing = trigger
+    Sputnik.wait_closed = broken
 sys.exit(cli.main(sys.argv[1:]))
 """
 
@@ -50,6 +67,21 @@ def _start(spawn, group: str, kind: str):
         sys.executable, "-c", HOOK, kind, "Sputnik", "-n", "Hook", "-g", group, "-i", "lo", ready=READY
     )  # fmt: skip
     return proc, Client(int(proc.ready["cmd"]))
+
+
+def test_the_runtime_failing_still_departs(spawn, group: str) -> None:
+    """An exception out of the runtime's main coroutine (asyncio.run raises): DEPARTs, exit code 1."""
+    log = BeaconLog(group)
+    proc, client = _start(spawn, group, "loop")
+    try:
+        wait_until(lambda: len(log.of(NAME, MessageType.OFFER)) >= 3, timeout=5)
+        assert client.call("initialize", {}).verb == "transitioning"
+        assert proc.wait(10) == 1
+        wait_until(lambda: _departs(log) == 3, timeout=5)
+        assert "RuntimeError: the loop failed" in proc.output
+    finally:
+        client.close()
+        log.close()
 
 
 def _departs(log: BeaconLog) -> int:
