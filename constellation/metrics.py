@@ -24,6 +24,7 @@ import functools
 import inspect
 import logging
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
@@ -84,7 +85,7 @@ class MetricSpec:
             except UnicodeEncodeError:
                 raise ValueError(f"metric {self.name!r}: {what} is not valid UTF-8 text: {text!r}") from None
         interval = self.interval
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or math.isnan(interval):
+        if isinstance(interval, bool) or not isinstance(interval, numbers.Real) or math.isnan(interval):
             raise ValueError(f"metric {self.name}: interval must be a number of seconds, got {interval!r}")
         if interval < 0:
             raise ValueError(f"metric {self.name}: interval must be >= 0 s, got {interval!r}")
