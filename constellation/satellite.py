@@ -303,12 +303,16 @@ class Satellite:
 
     async def _start_discovery(self) -> None:
         # Imported lazily (`--discovery none` needs no multicast stack) and in a worker thread, so the
-        # command socket already answers while zeroconf loads.
+        # command socket already answers while zeroconf loads. The module itself, not the package: the
+        # package loads its names on first use, which would be here on the loop, where a hook that
+        # keeps the GIL (a busy loop, a log flood) made each of the import's ~500 system calls wait a
+        # switch interval: get_state took 0.5-2.5 s to answer in a satellite's first second.
         await asyncio.sleep(0)
         loop = asyncio.get_running_loop()
-        module = await loop.run_in_executor(
-            self._executor, importlib.import_module, "constellation.discovery"
+        await loop.run_in_executor(
+            self._executor, importlib.import_module, "constellation.discovery.discovery"
         )
+        module = importlib.import_module("constellation.discovery")
         if self.peers is None:
             # The package is already loaded (conditions); its monitor is what pulls in discovery.
             await loop.run_in_executor(self._executor, importlib.import_module, "constellation.peers.monitor")

@@ -21,6 +21,7 @@ import zmq
 
 from protocols import cmdp, cscp
 from tests.fuzz.support import LOOPBACK, READY, Client
+from tests.harness import free_tcp_port
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(120)]
 
@@ -151,5 +152,45 @@ def test_commands_answer_within_100ms_while_a_hook_floods_a_subscriber(bursty) -
         assert max(rtts) < 0.1, f"slowest replies during the flood: {[round(r * 1000) for r in slow]} ms"
     finally:
         flood.close()
+        client.close()
+        ctx.destroy(linger=0)
+
+
+def test_commands_answer_within_100ms_while_a_hook_hogs_the_gil_from_the_first_reply(
+    spawn, group: str
+) -> None:
+    """A command that keeps the GIL (a burst of records nobody subscribed to: a busy loop through the
+    log call) sent as soon as the satellite first answers, before it has finished starting: get_state
+    answers within 0.1 s all along. Before, the rest of the start-up (importing zeroconf on the event
+    loop) waited a switch interval at each of its system calls: 0.5-2.5 s without an answer."""
+    ports = {"cmd": free_tcp_port(), "hb": free_tcp_port(), "mon": free_tcp_port()}
+    spawn(
+        sys.executable, str(BENCH_SATELLITE), "-n", "Hog", "-g", group, "-i", "lo", "-l", "WARNING",
+        "--cmd-port", str(ports["cmd"]), "--hb-port", str(ports["hb"]), "--mon-port", str(ports["mon"]),
+        timeout=30,
+    )  # fmt: skip
+    ctx = zmq.Context()
+    client = Client(ports["cmd"])
+    hog = ctx.socket(zmq.REQ)
+    hog.setsockopt(zmq.LINGER, 0)
+    try:
+        deadline = time.monotonic() + 30
+        while client.raw(cscp.encode(cscp.request("Test.hog", "get_state")), timeout=0.2) is None:
+            assert time.monotonic() < deadline, "the satellite never answered"
+        hog.connect(f"tcp://{LOOPBACK}:{ports['cmd']}")
+        hog.send_multipart(cscp.encode(cscp.request("Test.hog", "burst", [3_000_000, "INFO"])))
+        rtts: list[float] = []
+        deadline = time.monotonic() + 90
+        while not hog.poll(0):
+            assert time.monotonic() < deadline, "the hog never ended"
+            t = time.monotonic()
+            assert client.state(timeout=5.0)
+            rtts.append(time.monotonic() - t)
+        assert cscp.decode(hog.recv_multipart()).verb_type is cscp.VerbType.SUCCESS
+        assert len(rtts) >= 10, f"only {len(rtts)} requests while the command ran"
+        slow = sorted(rtts)[-3:]
+        assert max(rtts) < 0.1, f"slowest replies while the command ran: {[round(r * 1000) for r in slow]} ms"
+    finally:
+        hog.close()
         client.close()
         ctx.destroy(linger=0)
