@@ -2,8 +2,9 @@
 
 Regular heartbeats every 0.8 x interval; an extrasystole (with the status frame) on every state change;
 the status frame on a regular beat only when the status changed since the previous regular beat; never
-an empty status frame (1.0.2 sends none). The
-interval follows 1.0.2's formula over the number of subscribers, computed right before each send.
+an empty status frame (1.0.2 sends none). The interval follows 1.0.2's formula over the number of
+subscribers, computed right before each send, and every message is followed by the next within 0.8 x
+the interval it announced (an extrasystole announcing a shorter interval brings the next beat forward).
 
 A new empty-topic subscriber (XPUB_VERBOSER's ``b"\\x01"``) gets a regular heartbeat promptly: joins
 within ``join_coalesce_s`` (30 ms) share one beat, and such prompt beats are spaced at least
