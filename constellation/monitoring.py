@@ -164,6 +164,7 @@ class MonitoringPublisher:
             return
         try:
             if self._queue:
+                self._pacer.sending()
                 self._flush(_BATCH)
                 self._pacer.sent(self._queue)
             self._report_drops()

@@ -5,14 +5,18 @@ The pacer is built on the "sender" thread (here the test's thread); producers ar
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from constellation.pacing import SendPacer
 from tests.harness import wait_until
+from tests.runtime.test_log_fastpath_satellite import _log_sub, _only_our_handler
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -119,3 +123,53 @@ def test_a_slow_sender_that_keeps_sending_is_waited_for() -> None:
     assert done.wait(5)
     producer.join(5)
     assert (pacer.waits, pacer.timeouts) == (1, 0)
+
+
+# -- in a running satellite --------------------------------------------------------------------------
+
+
+def _busy_until(cond: Callable[[], bool], limit_s: float) -> None:
+    """Keep the GIL (and the loop) in a busy loop until `cond()` or `limit_s` passed."""
+    end = time.monotonic() + limit_s
+    while not cond() and time.monotonic() < end:
+        pass
+
+
+async def test_after_a_loop_hiccup_the_producer_is_paced_again_as_soon_as_the_sender_runs(
+    make_satellite: Any, zctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop is busy once long enough for the producer to take the sender for stalled (a slow
+    non-blocking callback, a full garbage collection). Before: no producer waited again until the sender
+    had finished a whole batch, and a batch sent against an unpaced producer is the GIL starvation the
+    pacer is there to prevent: the queue overflowed (most of the burst dropped) and the loop stalled
+    for 0.2-0.9 s (get_state measured 0.5-0.9 s in a satellite process)."""
+    sat = await make_satellite()
+    mon = sat._mon
+    with _only_our_handler(sat, monkeypatch):
+        sub = await _log_sub(zctx, sat, b"LOG/INFO/")
+        loop = asyncio.get_running_loop()
+        n = 150_000
+        hiccup_at = n // 5
+
+        def burst() -> None:
+            for i in range(n):
+                if i == hiccup_at:  # the loop holds the GIL until the producer gave up on it once
+                    loop.call_soon_threadsafe(_busy_until, lambda: mon._pacer.timeouts > 0, 2.0)
+                sat.log.info("burst %d", i)
+
+        lags: list[float] = []
+
+        async def ticker() -> None:
+            while True:
+                t = loop.time()
+                await asyncio.sleep(0.001)
+                lags.append(loop.time() - t - 0.001)
+
+        tick = asyncio.create_task(ticker())
+        await asyncio.to_thread(burst)
+        tick.cancel()
+        assert mon._pacer.timeouts >= 1  # the hiccup happened as intended
+        worst = sorted(lags)[-3:]
+        stalls = f"the loop's longest stalls: {[round(x * 1000) for x in worst]} ms"
+        assert (mon.dropped, max(lags) < 0.1) == (0, True), f"{mon.dropped} of {n} dropped; {stalls}"
+        sub.close()
