@@ -40,7 +40,9 @@ class SendPacer:
         self.resume = resume
         self.wait_s = wait_s
         self._sender = threading.get_ident()
-        self._sent = threading.Condition(threading.Lock())
+        # Reentrant: a signal handler that logs runs in the main thread between any two bytecodes, also
+        # where that thread, a producer, holds this lock (the loop in another thread); it is paced too.
+        self._sent = threading.Condition(threading.RLock())
         self._waiting = 0
         self._stalled = False  # the last wait ran out: no waiting until the sender sends a batch
         #: waits that ended with a sent batch, and waits that ran out (for tests and diagnostics)

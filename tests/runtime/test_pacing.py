@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -173,3 +174,47 @@ async def test_after_a_loop_hiccup_the_producer_is_paced_again_as_soon_as_the_se
         stalls = f"the loop's longest stalls: {[round(x * 1000) for x in worst]} ms"
         assert (mon.dropped, max(lags) < 0.1) == (0, True), f"{mon.dropped} of {n} dropped; {stalls}"
         sub.close()
+
+
+class _SignalInLen(collections.deque[int]):
+    """A queue whose length is read while the pacer holds its lock: raises a signal at that point, so
+    that the signal's handler runs inside `wait_for_sender`'s locked region (the next bytecode)."""
+
+    armed = False
+
+    def __len__(self) -> int:
+        if self.armed:
+            self.armed = False
+            signal.raise_signal(signal.SIGUSR1)
+        return super().__len__()
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals: main thread")
+def test_a_signal_handler_that_logs_in_a_waiting_producer_does_not_deadlock() -> None:
+    """The main thread is a producer when the loop runs in another thread (a satellite embedded in a
+    program). A signal handler that logs runs in the main thread between any two bytecodes, also where
+    the producer holds the pacer's lock: it queues a record and is paced in turn. Before: the lock was
+    not reentrant, and the main thread hung forever on its own lock."""
+    pacer_box: list[SendPacer] = []
+    _in_thread(lambda: pacer_box.append(SendPacer(ahead=4, resume=2, wait_s=0.01))).join(5)
+    pacer = pacer_box[0]  # the sender is another thread (here one that ended: it never sends)
+    queue = _SignalInLen(range(8))
+    handled: list[float] = []
+
+    def handler(_sig: int, _frame: object) -> None:
+        t = time.monotonic()
+        pacer.wait_for_sender(queue)  # what a log call in the handler does with the queue this long
+        handled.append(time.monotonic() - t)
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        queue.armed = True
+        t = time.monotonic()
+        pacer.wait_for_sender(queue)
+        took = time.monotonic() - t
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert len(handled) == 1
+    assert took < 1.0  # one wait that ran out (the sender never sends) for each, nothing more
+    assert pacer.timeouts >= 1
