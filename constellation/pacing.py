@@ -20,7 +20,9 @@ subscriber or the network: sends to a slow subscriber do not block (the XPUB que
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Sized
 
 __all__ = ["SendPacer"]
@@ -45,15 +47,17 @@ class SendPacer:
         self._sent = threading.Condition(threading.RLock())
         self._waiting = 0
         self._stalled = False  # the last wait ran out: no waiting until the sender sends a batch
+        self._orphan = False  # in a child process forked after this was built: there is no sender
         #: waits that ended with a sent batch, and waits that ran out (for tests and diagnostics)
         self.waits = 0
         self.timeouts = 0
+        _pacers.add(self)
 
     def wait_for_sender(self, queue: Sized) -> None:
         """Called by a producer that found at least `ahead` messages in `queue` after its own: waits
         until at most `resume` are left while the sender takes messages out (not at all once a whole
         `wait_s` passed without it taking one, until it finishes a batch again; `MAX_WAITS` at most)."""
-        if self._stalled or threading.get_ident() == self._sender:
+        if self._stalled or self._orphan or threading.get_ident() == self._sender:
             return
         with self._sent:
             # Counted before the length is read: a sender that popped a batch and then saw no waiter
@@ -76,6 +80,12 @@ class SendPacer:
             finally:
                 self._waiting -= 1
 
+    def _forked(self) -> None:
+        """In a forked child: the lock may be held by a thread that is not there, and no sender runs."""
+        self._orphan = True
+        self._sent = threading.Condition(threading.RLock())
+        self._waiting = 0
+
     def sending(self) -> None:
         """Called by the sender before each batch: it is not stalled, producers wait for it again.
         (Not only once the batch is sent: a batch sent against a producer that does not wait is the GIL
@@ -88,3 +98,14 @@ class SendPacer:
         if self._waiting and len(queue) <= self.resume:
             with self._sent:
                 self._sent.notify_all()
+
+
+_pacers: weakref.WeakSet[SendPacer] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for pacer in list(_pacers):
+        pacer._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import signal
 import threading
 import time
@@ -28,11 +29,16 @@ def _in_thread(fn: object) -> threading.Thread:
     return t
 
 
+def _wait_then_set(pacer: SendPacer, queue: collections.deque[int], event: threading.Event) -> None:
+    pacer.wait_for_sender(queue)
+    event.set()
+
+
 def test_a_producer_waits_until_the_sender_has_brought_the_queue_down_to_resume() -> None:
     pacer = SendPacer(ahead=8, resume=4, wait_s=10.0)
     queue = collections.deque(range(8))
     returned = threading.Event()
-    producer = _in_thread(lambda: (pacer.wait_for_sender(queue), returned.set()))
+    producer = _in_thread(lambda: _wait_then_set(pacer, queue, returned))
     wait_until(lambda: pacer._waiting)  # the producer is in its wait
     for _ in range(3):  # batches that leave more than `resume`: the producer keeps waiting
         queue.popleft()
@@ -112,7 +118,7 @@ def test_a_slow_sender_that_keeps_sending_is_waited_for() -> None:
     pacer = SendPacer(ahead=16, resume=2, wait_s=0.2)
     queue = collections.deque(range(16))
     done = threading.Event()
-    producer = _in_thread(lambda: (pacer.wait_for_sender(queue), done.set()))
+    producer = _in_thread(lambda: _wait_then_set(pacer, queue, done))
     wait_until(lambda: pacer._waiting)
     t = time.monotonic()
     while len(queue) > 2:
@@ -176,6 +182,13 @@ async def test_after_a_loop_hiccup_the_producer_is_paced_again_as_soon_as_the_se
         sub.close()
 
 
+def _built_in_another_thread(ahead: int, resume: int, wait_s: float) -> SendPacer:
+    """A pacer whose sender is a thread that has ended: the calling thread is a producer."""
+    box: list[SendPacer] = []
+    _in_thread(lambda: box.append(SendPacer(ahead, resume, wait_s))).join(5)
+    return box[0]
+
+
 class _SignalInLen(collections.deque[int]):
     """A queue whose length is read while the pacer holds its lock: raises a signal at that point, so
     that the signal's handler runs inside `wait_for_sender`'s locked region (the next bytecode)."""
@@ -196,9 +209,7 @@ def test_a_signal_handler_that_logs_in_a_waiting_producer_does_not_deadlock() ->
     program). A signal handler that logs runs in the main thread between any two bytecodes, also where
     the producer holds the pacer's lock: it queues a record and is paced in turn. Before: the lock was
     not reentrant, and the main thread hung forever on its own lock."""
-    pacer_box: list[SendPacer] = []
-    _in_thread(lambda: pacer_box.append(SendPacer(ahead=4, resume=2, wait_s=0.01))).join(5)
-    pacer = pacer_box[0]  # the sender is another thread (here one that ended: it never sends)
+    pacer = _built_in_another_thread(ahead=4, resume=2, wait_s=0.01)  # its sender never sends
     queue = _SignalInLen(range(8))
     handled: list[float] = []
 
@@ -218,3 +229,45 @@ def test_a_signal_handler_that_logs_in_a_waiting_producer_does_not_deadlock() ->
     assert len(handled) == 1
     assert took < 1.0  # one wait that ran out (the sender never sends) for each, nothing more
     assert pacer.timeouts >= 1
+
+
+@pytest.mark.timeout(20)
+def test_a_child_forked_while_another_producer_holds_the_lock_never_waits() -> None:
+    """A hook forks (multiprocessing's default start method here) while another thread is inside the
+    pacer's locked region. The child has a copy of the lock, held by a thread that does not exist there,
+    and a copy of the long queue that no sender will ever take from. Before: the child's first log call
+    that found the queue long hung forever on that lock."""
+    pacer = _built_in_another_thread(ahead=4, resume=2, wait_s=0.01)  # this thread forks: a producer
+    queue = collections.deque(range(8))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # a producer between taking the lock and waiting (or after waking up)
+        with pacer._sent:
+            holding.set()
+            release.wait(10)
+
+    holder = _in_thread(hold)
+    assert holding.wait(5)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: a log call, paced, with the queue as long as it was
+            code = 1
+            try:
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)  # (pytest-timeout's handler raises)
+                signal.alarm(5)  # a hang ends the child (SIGALRM), not the test
+                t = time.monotonic()
+                pacer.wait_for_sender(queue)
+                code = 0 if time.monotonic() - t < 1.0 else 2
+            finally:
+                os._exit(code)
+    finally:
+        release.set()
+        holder.join(5)
+
+    def ended() -> tuple[int, ...]:
+        child, status = os.waitpid(pid, os.WNOHANG)
+        return (status,) if child else ()
+
+    (status,) = wait_until(ended, timeout=10)
+    assert not os.WIFSIGNALED(status), f"the child hung on the pacer (ended by signal {os.WTERMSIG(status)})"
+    assert os.WEXITSTATUS(status) == 0
