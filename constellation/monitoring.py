@@ -4,9 +4,9 @@ Messages are produced only for topics someone subscribed to (a subscription enab
 prefix of, exactly what ZeroMQ will deliver; the empty topic enables nothing, like 1.0.2). `LOG?` and
 `STAT?` subscriptions get the topic list at once and again whenever it changes. Log records from any
 thread go into a bounded deque; when it is full the record is dropped and counted, and the drops are
-reported as a WARNING log and the `LOG_DROPPED` metric, so a burst of logging never blocks a hook.
-A thread two send batches ahead of the sender waits for it, 5 ms at most (`constellation.pacing`):
-else it would starve the event loop of the GIL.
+reported as a WARNING log and the `LOG_DROPPED` metric, so a burst of logging never blocks a hook for
+long: a thread two send batches ahead of the sender waits for it (`constellation.pacing`), else it would
+starve the event loop of the GIL; 5 ms for a sender that sends nothing, 0.1 s a call for a slow one.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ class MonitoringPublisher:
 
     # Draining runs as plain loop callbacks, one batch each (other tasks, such as the command server,
     # run between batches: a burst never delays a reply by more than a batch). A producer on another
-    # thread that keeps the GIL gives it up when it is a batch ahead (`SendPacer`), or else once per
+    # thread that keeps the GIL gives it up when it is two batches ahead (`SendPacer`), or else once per
     # switch interval (5 ms); a callback is served in the first loop iteration after that, where a task
     # behind an Event and asyncio.wait took three. After each batch the sender releases waiting producers.
 

@@ -10,12 +10,19 @@ command socket must answer within 0.1 s whatever a hook does).
 How: a producer thread that finds `ahead` records queued (two send batches) waits on a condition, off
 the GIL, until the sender has brought the queue down to `resume` (one batch). The hook is then as fast
 as the sender (~100,000-300,000 records a second here; 1.0.2's synchronous sends give ~30,000), and
-nothing is lost while the sender keeps up. It never waits for a sender that is not sending: when a
-whole `wait_s` passes without the sender taking a message out (the loop is busy elsewhere, or stuck),
-the producer goes on and no producer waits again until the sender finishes a batch; the bounded queue
-then drops and counts the excess, as before. A sender that is sending, only slower, is waited for up to
-`MAX_WAITS` times `wait_s` (0.1 s). The sender's own thread (the loop) never waits. No wait depends on a
-subscriber or the network: sends to a slow subscriber do not block (the XPUB queues or drops).
+nothing is lost in the queue while the sender keeps up. It does not wait for a sender that is not
+sending: when a whole `wait_s` passes without the sender taking a message out (the loop is busy
+elsewhere, or stuck), the producer goes on and no producer waits again until the sender starts its next
+batch (`sending`; not once it has finished it: a batch sent against a producer that does not wait is
+the starvation above, 0.3-0.9 s after a single 20 ms hiccup of the loop); meanwhile the bounded queue
+drops and counts the excess, as before. A sender that is sending, only slower, is waited for up to
+`MAX_WAITS` times `wait_s` (0.1 s) per log call. The sender's own thread (the loop) never waits here;
+it can wait for a producer that holds a lock it needs (the CMDP handler's lock of `logging`, held by a
+record on the normal path, an import lock), and then for one `wait_s` at most: the sender takes nothing
+out meanwhile, so the producer stops waiting. No wait depends on a subscriber or the network: sends to
+a slow subscriber do not block (the XPUB queues, and drops uncounted beyond its high-water mark). The
+lock is reentrant (a signal handler that logs runs in the main thread, maybe inside `wait_for_sender`),
+and a child forked from a producer never waits (its copy has no sender; the lock is renewed).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
 import signal
 import threading
@@ -271,3 +272,46 @@ def test_a_child_forked_while_another_producer_holds_the_lock_never_waits() -> N
     (status,) = wait_until(ended, timeout=10)
     assert not os.WIFSIGNALED(status), f"the child hung on the pacer (ended by signal {os.WTERMSIG(status)})"
     assert os.WEXITSTATUS(status) == 0
+
+
+async def test_the_loop_logging_past_a_waiting_producer_is_held_one_wait_at_most(
+    make_satellite: Any, zctx: Any
+) -> None:
+    """A record on the normal path is handed to the CMDP handler under the handler's lock (`logging`),
+    so a producer paced there holds it while it waits; the loop logging on that path meanwhile waits
+    for the lock, and the sender takes nothing out while it does: the producer stops waiting after one
+    `wait_s`. The loop is held that long at most, never for a slow sender's 0.1 s."""
+    sat = await make_satellite()
+    mon = sat._mon
+    lg = logging.getLogger("tests.pacing.normal_path")  # no satellite attribute: the normal path
+    lg.addHandler(sat._handler)
+    lg.propagate = False
+    lg.setLevel(logging.INFO)
+    try:
+        sub = await _log_sub(zctx, sat, b"LOG/INFO/")
+        done = threading.Event()
+
+        def burst() -> None:
+            for i in range(60_000):
+                lg.info("burst %d", i)
+            done.set()
+
+        held: list[float] = []
+
+        async def loop_logs() -> None:
+            while not done.is_set():
+                t = time.perf_counter()
+                lg.info("from the loop")
+                held.append(time.perf_counter() - t)
+                await asyncio.sleep(0.001)
+
+        task = asyncio.create_task(loop_logs())
+        await asyncio.to_thread(burst)
+        await task
+        assert mon._pacer.waits > 0  # the producer was paced all along
+        assert len(held) >= 10
+        worst = sorted(held)[-3:]
+        assert max(held) < 0.05, f"the loop's slowest log calls: {[round(x * 1000, 1) for x in worst]} ms"
+        sub.close()
+    finally:
+        lg.removeHandler(sat._handler)
