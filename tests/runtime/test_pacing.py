@@ -315,3 +315,43 @@ async def test_the_loop_logging_past_a_waiting_producer_is_held_one_wait_at_most
         sub.close()
     finally:
         lg.removeHandler(sat._handler)
+
+
+async def test_closing_the_satellite_under_a_paced_flood_releases_the_producer(
+    make_satellite: Any, zctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`aclose` while a worker thread floods (and is paced): the thread waits one `wait_s` at most for
+    the sender that stopped, and never again; it logs on to its end without the publisher."""
+    sat = await make_satellite()
+    mon = sat._mon
+    with _only_our_handler(sat, monkeypatch):
+        sub = await _log_sub(zctx, sat, b"LOG/INFO/")
+        paced, closed = threading.Event(), threading.Event()
+        slowest: list[float] = [0.0]
+        after_close = 0
+
+        def burst() -> None:
+            nonlocal after_close
+            i = 0
+            while after_close < 20_000:  # logs on until well after the close
+                t = time.perf_counter()
+                sat.log.info("burst %d", i)
+                slowest[0] = max(slowest[0], time.perf_counter() - t)
+                i += 1
+                if closed.is_set():
+                    after_close += 1
+                elif mon._pacer.waits > 20:
+                    paced.set()
+
+        worker = threading.Thread(target=burst)
+        worker.start()
+        assert await asyncio.to_thread(paced.wait, 10)
+        sub.close()
+        await sat.aclose()
+        closed.set()
+        assert not mon._running
+        waits = mon._pacer.waits
+        await asyncio.to_thread(worker.join, 10)
+        assert not worker.is_alive()
+        assert mon._pacer.waits == waits  # no wait for a publisher that stopped
+        assert slowest[0] < 0.1, f"a log call took {slowest[0] * 1000:.0f} ms"
