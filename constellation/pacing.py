@@ -53,7 +53,11 @@ class SendPacer:
         # where that thread, a producer, holds this lock (the loop in another thread); it is paced too.
         self._sent = threading.Condition(threading.RLock())
         self._waiting = 0
-        self._stalled = False  # the last wait ran out: no waiting until the sender sends a batch
+        # Batches the sender started or finished, and the one during which a wait ran out: no waiting
+        # until the next. A number, not a flag the producer sets: its mark would outlive a batch that
+        # the sender started just before it (it clears nothing it did not see).
+        self._batch = 0
+        self._stalled_in = -1
         self._orphan = False  # in a child process forked after this was built: there is no sender
         #: waits that ended with a sent batch, and waits that ran out (for tests and diagnostics)
         self.waits = 0
@@ -64,9 +68,10 @@ class SendPacer:
         """Called by a producer that found at least `ahead` messages in `queue` after its own: waits
         until at most `resume` are left while the sender takes messages out (not at all once a whole
         `wait_s` passed without it taking one, until it finishes a batch again; `MAX_WAITS` at most)."""
-        if self._stalled or self._orphan or threading.get_ident() == self._sender:
+        if self._stalled_in == self._batch or self._orphan or threading.get_ident() == self._sender:
             return
         with self._sent:
+            batch = self._batch
             # Counted before the length is read: a sender that popped a batch and then saw no waiter
             # popped it before this read, which then finds the queue short.
             self._waiting += 1
@@ -83,7 +88,7 @@ class SendPacer:
                         break
                     left = now  # slow (a batch takes longer than wait_s here), but sending
                 self.timeouts += 1
-                self._stalled = True
+                self._stalled_in = batch  # no effect if the sender started another batch meanwhile
             finally:
                 self._waiting -= 1
 
@@ -97,11 +102,11 @@ class SendPacer:
         """Called by the sender before each batch: it is not stalled, producers wait for it again.
         (Not only once the batch is sent: a batch sent against a producer that does not wait is the GIL
         starvation this class prevents, and took up to 0.3 s in a test, 0.9 s in a satellite.)"""
-        self._stalled = False
+        self._batch += 1
 
     def sent(self, queue: Sized) -> None:
         """Called by the sender after each batch it sent from `queue`."""
-        self._stalled = False
+        self._batch += 1
         if self._waiting and len(queue) <= self.resume:
             with self._sent:
                 self._sent.notify_all()

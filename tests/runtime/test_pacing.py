@@ -355,3 +355,32 @@ async def test_closing_the_satellite_under_a_paced_flood_releases_the_producer(
         assert not worker.is_alive()
         assert mon._pacer.waits == waits  # no wait for a publisher that stopped
         assert slowest[0] < 0.1, f"a log call took {slowest[0] * 1000:.0f} ms"
+
+
+class _SenderStartsInLen(collections.deque[int]):
+    """The sender starts a batch exactly when the producer, its wait run out, reads the queue's length
+    (the loop was busy, and is back): what another thread can do between two bytecodes there."""
+
+    pacer: SendPacer | None = None
+    reads = 0
+
+    def __len__(self) -> int:
+        self.reads += 1
+        if self.reads == 2 and self.pacer is not None:  # the read after the first wait ran out
+            self.pacer.sending()
+        return super().__len__()
+
+
+def test_a_sender_that_starts_a_batch_while_a_wait_runs_out_is_not_taken_for_stalled() -> None:
+    """Before: the producer marked the sender stalled after the sender had cleared the mark for its new
+    batch, so no producer waited during that batch: the starvation the pacer is there to prevent."""
+    pacer = _built_in_another_thread(ahead=4, resume=2, wait_s=0.01)
+    queue = _SenderStartsInLen(range(8))
+    queue.pacer = pacer
+    pacer.wait_for_sender(queue)  # runs out: the queue did not shrink
+    assert pacer.timeouts == 1
+    queue.pacer = None
+    t = time.monotonic()
+    pacer.wait_for_sender(queue)  # the sender is sending this batch: this producer waits for it
+    assert time.monotonic() - t >= pacer.wait_s
+    assert pacer.timeouts == 2
