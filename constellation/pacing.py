@@ -67,7 +67,7 @@ class SendPacer:
     def wait_for_sender(self, queue: Sized) -> None:
         """Called by a producer that found at least `ahead` messages in `queue` after its own: waits
         until at most `resume` are left while the sender takes messages out (not at all once a whole
-        `wait_s` passed without it taking one, until it finishes a batch again; `MAX_WAITS` at most)."""
+        `wait_s` passed without it taking one, until it starts another batch; `MAX_WAITS` at most)."""
         if self._stalled_in == self._batch or self._orphan or threading.get_ident() == self._sender:
             return
         with self._sent:
