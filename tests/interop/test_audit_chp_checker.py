@@ -90,3 +90,54 @@ def test_cdaq_checker_never_misses_our_beats(cdaq_python: Path, spawn, group: st
         ctx.destroy(linger=0)
         ours.close()
         watch.sub.close(0)
+
+
+N_FLOOD = 2_000_000
+
+
+def test_cdaq_checker_never_misses_our_beats_during_a_log_flood(cdaq_python: Path, spawn, group: str) -> None:
+    """A hook logging as fast as it can, with a subscriber on its records (the satellite's event loop
+    busy sending them): the 1.0.2 checker, at our 500 ms interval (750 ms until a life is lost), must not
+    miss a beat. Uses the benchmark satellite's ``burst`` command (tests/interop/test_issue3_log_burst.py)."""
+    import sys
+
+    from protocols import cscp
+    from tests.fuzz.support import READY
+    from tests.interop.test_issue3_log_burst import BENCH_SATELLITE
+
+    sat = spawn(
+        sys.executable, str(BENCH_SATELLITE), "-n", "Flood", "-g", group, "-i", "lo", "-l", "WARNING",
+        "--discovery", "chirp", ready=READY, timeout=30,
+    )  # fmt: skip
+    cmd, hb, mon = (int(sat.ready[k]) for k in ("cmd", "hb", "mon"))
+    checker = spawn(str(cdaq_python), "-c", CHECKER, f"tcp://127.0.0.1:{hb}", ready=r'"event": "ready"')
+    wait_json(checker, lambda o: o.get("event") == "state" and o.get("new") == "NEW", timeout=10)
+    ctx = zmq.Context()
+    client = Client(cmd)
+    try:
+        logs = ctx.socket(zmq.SUB)
+        logs.setsockopt(zmq.LINGER, 0)
+        logs.setsockopt(zmq.SUBSCRIBE, b"LOG/INFO")
+        logs.connect(f"tcp://127.0.0.1:{mon}")
+        deadline = time.monotonic() + 10
+        while True:  # the subscription reaches the publisher asynchronously
+            assert client.call("burst", [1, "INFO"]).verb_type is cscp.VerbType.SUCCESS
+            if logs.poll(200):
+                break
+            assert time.monotonic() < deadline, "log subscription never became active"
+        flood = ctx.socket(zmq.REQ)
+        flood.setsockopt(zmq.LINGER, 0)
+        flood.connect(f"tcp://127.0.0.1:{cmd}")
+        t0 = time.monotonic()
+        flood.send_multipart(cscp.encode(cscp.request("Test.flood", "burst", [N_FLOOD, "INFO"])))
+        assert flood.poll(90_000), "the flood never ended"
+        assert cscp.decode(flood.recv_multipart()).verb_type is cscp.VerbType.SUCCESS
+        took = time.monotonic() - t0
+        assert took > 3.0, f"flood over after {took:.1f} s: too short to tell"
+        missed = [o for o in json_lines(checker) if o.get("event") in ("missed", "interrupt")]
+        assert not missed, missed
+        states = [o["new"] for o in json_lines(checker) if o.get("event") == "state"]
+        assert states == ["NEW"], states
+    finally:
+        client.close()
+        ctx.destroy(linger=0)
