@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from collections.abc import Sized
 
@@ -36,6 +37,7 @@ __all__ = ["SendPacer"]
 
 WAIT_S = 0.005  # CPython's default switch interval: a producer would lose the GIL that long anyway
 MAX_WAITS = 20  # of WAIT_S each, while the sender is taking messages out: 0.1 s at most
+_monotonic = time.monotonic
 
 
 class SendPacer:
@@ -67,7 +69,8 @@ class SendPacer:
     def wait_for_sender(self, queue: Sized) -> None:
         """Called by a producer that found at least `ahead` messages in `queue` after its own: waits
         until at most `resume` are left while the sender takes messages out (not at all once a whole
-        `wait_s` passed without it taking one, until it starts another batch; `MAX_WAITS` at most)."""
+        `wait_s` passed without it taking one, until it starts another batch; `MAX_WAITS` times `wait_s`
+        at most, and one switch interval to get the GIL back)."""
         if self._stalled_in == self._batch or self._orphan or threading.get_ident() == self._sender:
             return
         with self._sent:
@@ -77,16 +80,22 @@ class SendPacer:
             self._waiting += 1
             try:
                 left = len(queue)
-                for _ in range(MAX_WAITS):
-                    if left <= self.resume:
-                        return
-                    if self._sent.wait(self.wait_s):
+                # A deadline, not a count of waits: each wait that runs out also waits for the GIL, up
+                # to a switch interval more when the sender keeps it (0.2 s in all, before).
+                deadline = _monotonic() + MAX_WAITS * self.wait_s
+                while left > self.resume:
+                    remaining = deadline - _monotonic()
+                    if remaining <= 0:
+                        break
+                    if self._sent.wait(min(self.wait_s, remaining)):
                         self.waits += 1
                         return
                     now = len(queue)
                     if now >= left:  # the sender took nothing in a whole wait: it is stalled
                         break
                     left = now  # slow (a batch takes longer than wait_s here), but sending
+                else:
+                    return
                 self.timeouts += 1
                 self._stalled_in = batch  # no effect if the sender started another batch meanwhile
             finally:
