@@ -6,8 +6,9 @@ commands and hooks, as fast as Python logging allows.
 
 - A burst smaller than the log queue (8192) arrives complete and in order at a ``LOG/<LEVEL>``
   subscriber (1.0.2 delivers such a burst completely too; see ``benchmarks/satellite_bench.py``).
-- A burst ten times larger overflows the bounded queue on purpose: the producer is not blocked, and every
-  record is either delivered or counted as dropped and reported (``STAT/LOG_DROPPED`` and a WARNING).
+- A burst ten times the queue: the producer is paced to the sender (``constellation/pacing.py``), so
+  usually nothing is dropped; every record is delivered or counted as dropped and reported
+  (``STAT/LOG_DROPPED`` and a WARNING). Drops with a stalled sender: tests/runtime/test_monitoring.py.
 """
 
 from __future__ import annotations
