@@ -47,7 +47,13 @@ try:
     emit(event="seen", **view(ctrl))
     old = ctrl.constellation.satellites[name]
     # gone (DEPART), or replaced by the comeback's OFFER on new ports (killed: no DEPART)
-    wait(lambda: ctrl.constellation.satellites.get(name) is not old, "left or replaced", 60)
+    def left_or_replaced():
+        v = view(ctrl)  # the controller drops the satellite, then its heartbeat registration
+        if v["listed"]:
+            return ctrl.constellation.satellites.get(name) is not old
+        return not v["hb"]
+
+    wait(left_or_replaced, "left or replaced", 60)
     emit(event="changed", **view(ctrl))
     wait(lambda: name in ctrl.constellation.satellites, "back", 60)
     wait(lambda: any(h["state"] == "NEW" for h in view(ctrl)["hb"]), "heartbeat of the comeback")
