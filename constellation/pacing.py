@@ -19,7 +19,8 @@ drops and counts the excess, as before. A sender that is sending, only slower, i
 `MAX_WAITS` times `wait_s` (0.1 s) per log call. The sender's own thread (the loop) never waits here;
 it can wait for a producer that holds a lock it needs (the CMDP handler's lock of `logging`, held by a
 record on the normal path, an import lock), and then for one `wait_s` at most: the sender takes nothing
-out meanwhile, so the producer stops waiting. No wait depends on a subscriber or the network: sends to
+out meanwhile, so the producer stops waiting. No thread that runs an event loop waits (another
+satellite's, in the same process). No wait depends on a subscriber or the network: sends to
 a slow subscriber do not block (the XPUB queues, and drops uncounted beyond its high-water mark). The
 lock is reentrant (a signal handler that logs runs in the main thread, maybe inside `wait_for_sender`),
 and a child forked from a producer never waits (its copy has no sender; the lock is renewed).
@@ -31,6 +32,7 @@ import os
 import threading
 import time
 import weakref
+from asyncio import _get_running_loop
 from collections.abc import Sized
 
 __all__ = ["SendPacer"]
@@ -73,6 +75,8 @@ class SendPacer:
         at most, and one switch interval to get the GIL back)."""
         if self._stalled_in == self._batch or self._orphan or threading.get_ident() == self._sender:
             return
+        if _get_running_loop() is not None:  # no event loop is held here: another satellite's loop
+            return  # in this process (its records go to this publisher when it logs on our logger)
         with self._sent:
             batch = self._batch
             # Counted before the length is read: a sender that popped a batch and then saw no waiter

@@ -417,3 +417,19 @@ def test_a_slow_sender_that_keeps_the_gil_is_waited_for_a_tenth_of_a_second_at_m
     assert pacer.timeouts == 3
     assert max(calls) < 0.16, f"calls took {[round(c * 1000) for c in calls]} ms"
     assert min(calls) >= 0.09  # and it did wait (the sender kept sending)
+
+
+def test_a_thread_running_an_event_loop_never_waits() -> None:
+    """Another satellite's event loop in the same process (its own thread) must not be held."""
+    pacer = SendPacer(ahead=1, resume=1, wait_s=10.0)
+    took: list[float] = []
+
+    async def log_from_a_loop() -> None:
+        t = time.monotonic()
+        pacer.wait_for_sender([0] * 50)
+        took.append(time.monotonic() - t)
+
+    _in_thread(lambda: asyncio.run(log_from_a_loop())).join(10)
+    assert took
+    assert took[0] < 1.0
+    assert (pacer.waits, pacer.timeouts) == (0, 0)
