@@ -19,7 +19,7 @@ from protocols.states import State
 
 from .command_server import Outgoing
 from .commands import CommandSpec, bind_arguments, describe
-from .errors import CommandNotAllowed, TransitionNotAllowed, UnknownCommand, WrongArgument
+from .errors import CommandNotAllowed, HookExit, TransitionNotAllowed, UnknownCommand, WrongArgument
 
 __all__ = ["CommandTable"]
 
@@ -109,6 +109,10 @@ class CommandTable:
             return self._to_outgoing(result)
         except Exception as exc:
             return self._failed(spec, exc)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # sys.exit() in a command: an error reply, not the process's end
+            return self._failed(spec, HookExit(exc))
 
     def _to_outgoing(self, result: Any) -> Outgoing:
         if isinstance(result, Outgoing):

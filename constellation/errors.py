@@ -8,6 +8,8 @@ ConstellationError                       base of every error raised by constella
 │   ├── CommandNotAllowed                -> INVALID  "Command not allowed in <STATE> state"
 │   ├── WrongArgument (ValueError)       -> INCOMPLETE "Wrong argument: <msg>"
 │   └── TransitionNotAllowed             -> INVALID  "Transition not allowed: Can't <event> when in <State>."
+├── HookExit                             a hook or command raised SystemExit, KeyboardInterrupt or another
+│                                        BaseException: that hook failed (ERROR), the satellite goes on
 ├── SatelliteTypeError (LookupError)     unknown satellite type (CLI)
 └── ServiceError                         a runtime service could not start (port in use, ...)
 ```
@@ -20,6 +22,7 @@ __all__ = [
     "CommandNotAllowed",
     "ConfigError",
     "ConstellationError",
+    "HookExit",
     "InvalidRequest",
     "SatelliteTypeError",
     "ServiceError",
@@ -55,6 +58,17 @@ class WrongArgument(CommandError, ValueError):
 
 class TransitionNotAllowed(CommandError):
     """The FSM refuses the transition (message in the 1.0.2 spelling)."""
+
+
+class HookExit(ConstellationError):
+    """A hook or command raised a BaseException that is not an Exception (`SystemExit` from a
+    `sys.exit()`, `KeyboardInterrupt`, a custom one). Raised in its place, so that it fails that hook
+    (the satellite goes to ERROR, a command gets an error reply) instead of ending the event loop and the
+    process; `original` is the exception, `str()` names it as 1.0.2 names a failing hook's error."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(f"{type(original).__name__}: {original}")
+        self.original = original
 
 
 class SatelliteTypeError(ConstellationError, LookupError):

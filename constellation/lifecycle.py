@@ -4,10 +4,12 @@ The command task calls `request()`: it checks the table, switches to the transit
 once in heartbeats, `get_state` and STAT/STATE) and queues a job. One worker task runs the jobs in order;
 sync hooks run in a worker thread (`asyncio.to_thread`), async hooks on the loop. `do_run` runs in its
 own task and is stopped through a `StopToken`. A failing hook sends the satellite to ERROR with the 1.0.2
-status `<ExcType> in _wrap_<event>: <msg>`; an epoch counter makes a job that was overtaken by a failure
-drop its result instead of completing. Before the hook of a transitional state with conditions, the job
-waits in `constellation.peers.conditions.wait_for_conditions`; a `ConditionFailed` ends in ERROR with
-1.0.2's status `RuntimeError in _satisfy_remote_conditions: <cause>`.
+status `<ExcType> in _wrap_<event>: <msg>` (also for `SystemExit`, `KeyboardInterrupt` and other
+BaseExceptions, which `call_hook` turns into `HookExit`: the process goes on), and logs it CRITICAL on
+the satellite's own topic, as 1.0.2's `handle_error`; an epoch counter makes a job that was overtaken
+by a failure drop its result instead of completing. Before the hook of a transitional state with
+conditions, the job waits in `constellation.peers.conditions.wait_for_conditions`; a `ConditionFailed`
+ends in ERROR with 1.0.2's status `RuntimeError in _satisfy_remote_conditions: <cause>`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from protocols.states import State
 
 from .config import Configuration
+from .errors import HookExit
 from .fsm import Event, next_state
 from .peers.conditions import wait_for_conditions
 from .peers.errors import ConditionFailed
@@ -47,7 +50,20 @@ def inline_hook(fn: F) -> F:
 
 
 async def call_hook(fn: Callable[..., Any], *args: Any, executor: Executor | None = None) -> Any:
-    """Await an async hook on the loop, or run a sync one in a worker thread of `executor`."""
+    """Await an async hook on the loop, or run a sync one in a worker thread of `executor`.
+
+    A BaseException of the hook (`sys.exit()` in a hook, ...) comes out as `HookExit`: raised through
+    the runner's task it would otherwise leave the event loop and end the process.
+    """
+    try:
+        return await _call_hook(fn, *args, executor=executor)
+    except (Exception, asyncio.CancelledError):
+        raise
+    except BaseException as exc:
+        raise HookExit(exc) from exc
+
+
+async def _call_hook(fn: Callable[..., Any], *args: Any, executor: Executor | None) -> Any:
     if inspect.iscoroutinefunction(fn):
         return await fn(*args)
     if getattr(fn, _INLINE, False):
@@ -61,6 +77,15 @@ async def call_hook(fn: Callable[..., Any], *args: Any, executor: Executor | Non
 
 def _text(value: Any, default: str) -> str:
     return value if isinstance(value, str) else default
+
+
+def _error_text(exc: BaseException) -> str:
+    """The type name of a hook's error for its ERROR status (`SystemExit`, not `HookExit`)."""
+    return type(exc.original if isinstance(exc, HookExit) else exc).__name__
+
+
+def _error_message(exc: BaseException) -> str:
+    return str(exc.original if isinstance(exc, HookExit) else exc)
 
 
 class _Abandoned(Exception):
@@ -98,10 +123,10 @@ class TransitionRunner:
         """Start `event` now (TransitionNotAllowed if the table refuses it)."""
         target = next_state(self._fsm.state, event)
         self._log.debug("State transition %s requested", event.value)
+        self._log.log(35, "State transition %s initiated", event.value)
         if event is Event.FAILURE:
             self.fail("Failure requested")
             return
-        self._log.log(35, "State transition %s initiated", event.value)
         self._fsm.enter(target, f"{event.value.capitalize()} requested")
         self._jobs.put_nowait(_Job(event, payload, self._epoch))
 
@@ -169,8 +194,8 @@ class TransitionRunner:
                 if isinstance(exc, ConditionFailed):  # 1.0.2 spells it as a RuntimeError
                     msg = f"RuntimeError in _satisfy_remote_conditions: {exc}"
                 else:
-                    msg = f"{type(exc).__name__} in _wrap_{job.event.value}: {exc}"
-                self._log.critical(msg, exc_info=True)
+                    msg = f"{_error_text(exc)} in _wrap_{job.event.value}: {_error_message(exc)}"
+                self._sat.log.critical(msg, exc_info=True)  # 1.0.2's handle_error: the satellite's topic
                 self.fail(msg)
             return
         if job.epoch != self._epoch or status is None:
@@ -252,7 +277,7 @@ class TransitionRunner:
     async def _start(self, run_id: str, epoch: int) -> None:
         sat = self._sat
         sat._begin_run(run_id)
-        sat.log.info("Starting run '%s'", run_id)
+        sat._ctrl_log.info("Starting run '%s'", run_id)  # on CTRL, as 1.0.2
         status = _text(await sat._call(sat.do_starting, run_id), "")
         self._guard(epoch)
         sat.stat("RUN_ID", run_id)
@@ -268,8 +293,8 @@ class TransitionRunner:
             result = _text(await self._sat._call(self._sat.do_run, stop), "")
         except Exception as exc:
             if epoch == self._epoch:
-                msg = f"{type(exc).__name__} in _wrap_start: {exc}"
-                self._log.critical(msg, exc_info=True)
+                msg = f"{_error_text(exc)} in _wrap_start: {_error_message(exc)}"
+                self._sat.log.critical(msg, exc_info=True)
                 self.fail(msg)
             return ""
         if not stop.is_set() and epoch == self._epoch and self._fsm.state is State.RUN:

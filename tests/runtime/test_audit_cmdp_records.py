@@ -26,11 +26,6 @@ def _record(level: cmdp.Level, topic: str, text: str):
     return match
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="constellation/lifecycle.py TransitionRunner.request returns for Event.FAILURE before logging "
-    "'State transition failure initiated' (fix: log it first)",
-)
 async def test_failure_command_logs_initiated_like_every_transition(
     make_satellite, client, zctx, debug_logging
 ) -> None:
@@ -47,11 +42,6 @@ async def test_failure_command_logs_initiated_like_every_transition(
     await sub.until(_record(cmdp.Level.STATUS, "FSM", "State transition failure initiated"), timeout=3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="constellation/lifecycle.py TransitionRunner._start logs \"Starting run '...'\" with sat.log "
-    "(the satellite's own topic) where 1.0.2 uses CTRL (fix: sat._ctrl_log.info)",
-)
 async def test_starting_a_run_is_logged_on_ctrl(make_satellite, client, zctx, debug_logging) -> None:
     sat = await make_satellite()
     sub = MonitorSub(zctx, sat.ports["mon"])
@@ -74,11 +64,6 @@ class Broken(Satellite):
         raise ValueError("boom")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="constellation/lifecycle.py logs a failing hook's CRITICAL record with the runner's FSM logger; "
-    "1.0.2's handle_error uses self.log, the satellite's own topic (fix: sat.log.critical there)",
-)
 async def test_failing_hook_record_is_on_the_satellites_topic_with_its_traceback(
     make_satellite, client, zctx, debug_logging
 ) -> None:

@@ -111,11 +111,6 @@ def test_a_failing_hook_leaves_the_satellite_up_in_error_and_sigterm_departs(
         log.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lifecycle.py catches Exception only: a BaseException from a hook kills the FSM task; "
-    "the satellite shows ERROR, but a later initialize sticks in 'initializing' for good",
-)
 def test_a_hook_raising_baseexception_leaves_a_recoverable_satellite(spawn, group: str) -> None:
     _proc, client = _start(spawn, group, "baseexception")
     try:
@@ -127,11 +122,6 @@ def test_a_hook_raising_baseexception_leaves_a_recoverable_satellite(spawn, grou
         client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SystemExit/KeyboardInterrupt raised by a hook in its worker thread leave the event loop: "
-    "the whole process exits (with DEPART) instead of the satellite going to ERROR",
-)
 @pytest.mark.parametrize("kind", ["systemexit", "keyboardinterrupt"])
 def test_a_hook_raising_systemexit_does_not_end_the_process(spawn, group: str, kind: str) -> None:
     log = BeaconLog(group)

@@ -286,3 +286,27 @@ async def test_listing_order_is_the_1_0_2_order(make_satellite, client) -> None:
     names = list((await client(sat)("get_commands")).payload)
     assert names[-1] == "reconfigure"  # appended at run time in 1.0.2
     assert names[:-1] == sorted(names[:-1])
+
+
+class Exiting(Satellite):
+    @command
+    def leave(self, code: int) -> str:
+        raise SystemExit(code)
+
+    @command
+    async def interrupt_me(self) -> str:
+        raise KeyboardInterrupt
+
+
+async def test_a_command_raising_systemexit_gets_an_error_reply_and_the_satellite_serves_on(
+    make_satellite, client
+) -> None:
+    """sys.exit() in a command (worker thread) or KeyboardInterrupt in an async one is that command's
+    error: before, it left the event loop and ended the process."""
+    sat = await make_satellite(Exiting)
+    cl = client(sat)
+    rep = await cl("leave", [3])
+    assert (rep.verb_type, rep.verb, rep.payload) == (V.INVALID, "Exception: SystemExit: 3", "SystemExit: 3")
+    rep = await cl("interrupt_me")
+    assert (rep.verb_type, rep.verb) == (V.INVALID, "Exception: KeyboardInterrupt: ")
+    assert (await cl("get_state")).verb == "NEW"
