@@ -44,9 +44,22 @@ from constellation.core.commandmanager import cscp_requestable
 from constellation.core.logging import setup_cli_logging
 from constellation.core.satellite import Satellite, SatelliteArgumentParser
 
+from constellation.core.monitoring import schedule_metric
+
 R = tuple[str, Any, dict[str, Any]]
 
 class Probe(Satellite):
+    pulsing = False
+
+    @schedule_metric("Hz", 0.2)
+    def pulse(self) -> int | None:
+        return 1 if self.pulsing else None  # None: nothing sent
+
+    @cscp_requestable()
+    def set_pulsing(self, on: str) -> R:
+        self.pulsing = on == "on"
+        return "ok", None, {}
+
     @cscp_requestable()
     def emit(self, level: str, text: str) -> R:
         self.log.log(LEVELS[level], text)
@@ -97,10 +110,21 @@ OUR_PROBE = (
 from constellation import cli
 
 def load(_name):
-    from constellation import Satellite, command
+    from constellation import Satellite, command, metric
 
     class Probe(Satellite):
         satellite_type = "Sputnik"  # the entry point satellite-run finds; the class is swapped
+
+        pulsing = False
+
+        @metric(unit="Hz", interval=0.2)
+        def pulse(self) -> int | None:
+            return 1 if self.pulsing else None  # None: nothing sent
+
+        @command
+        def set_pulsing(self, on: str) -> str:
+            self.pulsing = on == "on"
+            return "ok"
 
         @command
         def emit(self, level: str, text: str) -> str:
@@ -245,6 +269,17 @@ class Subs:
                 self.got[by_sock[s]].append(cmdp.decode(s.recv_multipart()))
         raise AssertionError(f"publisher never went quiet within {limit}s")
 
+    def window(self, seconds: float) -> None:
+        """Read every socket for `seconds` (a rate measurement, not a synchronisation)."""
+        poller = zmq.Poller()
+        for s in self.socks.values():
+            poller.register(s, zmq.POLLIN)
+        by_sock = {s: k for k, s in self.socks.items()}
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            for s in dict(poller.poll(max(1, int(left * 1000)))):
+                self.got[by_sock[s]].append(cmdp.decode(s.recv_multipart()))
+
     def until(
         self, key: str, predicate: Callable[[Any], bool], ping: Callable[[], None], timeout: float = 15
     ) -> None:
@@ -384,7 +419,9 @@ def test_notifications_list_the_same_topics_as_1_0_2(cdaq_python: Path, spawn, t
                 assert isinstance(m, cmdp.Notification)
                 assert m.sender == probe.sender
                 topics = {
-                    t.replace(probe.own_topic, "<TYPE>"): d for t, d in m.topics.items() if t != "LOG_DROPPED"
+                    t.replace(probe.own_topic, "<TYPE>"): d
+                    for t, d in m.topics.items()
+                    if t not in ("LOG_DROPPED", "PULSE")  # PULSE: its description differs on purpose
                 }
                 notes.append((m.kind, sorted(topics), topics))
             seen[kind] = notes
@@ -502,3 +539,40 @@ def test_records_reach_the_1_0_2_monitor_as_1_0_2s_do(cdaq_python: Path, spawn, 
     assert tb.startswith("Traceback (most recent call last):"), tb
     assert tb.endswith("ValueError: boom"), tb
     assert got["ours"]["probe:exc"]["funcName"] == "exc"
+
+
+def test_periodic_metrics_are_sampled_in_the_same_states_as_1_0_2(
+    cdaq_python: Path, spawn, tmp_path: Path
+) -> None:
+    """A periodic metric (interval 0.2 s) is sampled in INIT, ORBIT, SAFE and again after leaving ERROR,
+    never in NEW or ERROR: which states see values, for ours and 1.0.2 (a one-second look each)."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    seen: dict[str, list[tuple[str, bool]]] = {}
+    try:
+        for kind in ("1.0.2", "ours"):
+            probe = _start_probe(kind, spawn, cdaq_python, tmp_path, unique_group())
+            subs = Subs(ctx, probe.mon)
+            subs.add("s", b"STAT/PULSE", b"STAT/PING")
+            subs.until("s", _is_metric("PING"), lambda p=probe: p.call("stat_value", "PING", "int"))
+            probe.call("set_pulsing", "on")
+            phases: list[tuple[str, bool]] = []
+            steps = [(None, None, State.NEW), ("initialize", {}, State.INIT), ("launch", None, State.ORBIT),
+                     ("_interrupt", None, State.SAFE), ("_failure", None, State.ERROR),
+                     ("initialize", {}, State.INIT)]  # fmt: skip
+            for command, payload, state in steps:
+                if command is not None:
+                    assert probe.client.call(command, payload).verb == "transitioning"
+                    probe.client.wait_state(state)
+                subs.window(0.3)  # what the transition itself caused (a value sampled on the way)
+                subs.clear()
+                subs.window(1.0)  # one second in the state: at 0.2 s, several values or none
+                phases.append((state.name, any(_is_metric("PULSE")(m) for m in subs.got["s"])))
+                subs.clear()
+            seen[kind] = phases
+            probe.client.close()
+    finally:
+        ctx.destroy(linger=0)
+    assert seen["ours"] == [
+        ("NEW", False), ("INIT", True), ("ORBIT", True), ("SAFE", True), ("ERROR", False), ("INIT", True)
+    ]  # fmt: skip
+    assert seen["ours"] == seen["1.0.2"]
