@@ -133,8 +133,6 @@ MALFORMED = {
     "metric missing unit": [b"STAT/X", H, msgpack.packb(1.5) + b"\x00"],
     "metric unit bin": [b"STAT/X", H, msgpack.packb(1.5) + b"\x00" + msgpack.packb(b"%")],
     "metric flags str": [b"STAT/X", H, msgpack.packb(1.5) + msgpack.packb("0") + msgpack.packb("%")],
-    "metric value list": [b"STAT/X", H, msgpack.packb([1]) + b"\x00" + msgpack.packb("%")],
-    "metric value nil": [b"STAT/X", H, b"\xc0\x00" + msgpack.packb("%")],
     "metric trailing": [b"STAT/X", H, M + b"\x00"],
     "notification suffix": [b"STAT?X", H, msgpack.packb({})],
     "notification list": [b"STAT?", H, msgpack.packb([])],
@@ -149,6 +147,22 @@ MALFORMED = {
 def test_malformed(frames: list[bytes]) -> None:
     with pytest.raises(DecodeError):
         cmdp.decode(frames)
+
+
+@pytest.mark.parametrize(
+    ("payload", "value"),
+    [
+        (msgpack.packb([1]) + b"\x00" + msgpack.packb("%"), [1]),
+        (b"\xc0\x00" + msgpack.packb("%"), None),
+        (msgpack.packb({"a": 1}) + b"\x00" + msgpack.packb("%"), {"a": 1}),
+    ],
+    ids=["list", "nil", "map"],
+)
+def test_metric_values_beyond_the_scalars_are_decoded(payload: bytes, value: object) -> None:
+    """1.0.2's `stat()` packs whatever it is given: a listener must not lose such a metric."""
+    msg = cmdp.decode([b"STAT/X", H, payload])
+    assert isinstance(msg, cmdp.Metric)
+    assert (msg.name, msg.value, msg.unit) == ("X", value, "%")
 
 
 def test_encode_rejects() -> None:
