@@ -67,10 +67,14 @@ def require_netns(hosts: int = 0) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    expr = config.option.markexpr or ""
+    run_slow = "slow" in expr and "not slow" not in expr
     for item in items:
         marker = item.get_closest_marker("hosts")
         if marker is not None:
             item.add_marker(pytest.mark.netns)
+        if not run_slow and item.get_closest_marker("slow") is not None:
+            item.add_marker(pytest.mark.skip(reason="slow: run with -m slow"))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

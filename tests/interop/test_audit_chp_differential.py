@@ -140,6 +140,7 @@ def _intervals(ctx: zmq.Context, hb: int) -> list[int]:
     return seen
 
 
+@pytest.mark.slow  # ~32 s of settling heartbeat intervals: keeps the default suite under 10 minutes
 def test_subscriber_counting_like_cdaq(cdaq_python: Path, spawn) -> None:
     """Empty-topic subscriptions only (a non-empty topic is a documented deviation, docs/runtime.md)."""
     sat = start_sputnik(spawn, unique_group(), "Subs")
