@@ -40,6 +40,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 _QUEUE = 8192
 _BATCH = 512  # messages per drain callback: ~1-2 ms of sending
+_METRIC_ROOM = 1024  # places beyond a full log queue that only metrics may take
 #: A log record waiting to be encoded: (level, topic, text, tags, time_ns); tags may come msgpack-packed.
 RawLog = tuple[cmdp.Level, str, str, dict[str, Any] | bytes, int]
 
@@ -91,6 +92,11 @@ class MonitoringPublisher:
             self._notify("LOG")
 
     def register_metric(self, name: str, unit: str = "", description: str = "") -> None:
+        """Announce a metric (EncodeError for a name, unit or description the STAT? map cannot carry:
+        one bad entry would make every later notification fail)."""
+        _check_text("name", name, empty=False)
+        _check_text("unit", unit)
+        _check_text("description", description)
         self.stat_topics[name.upper()] = description
         self.units[name.upper()] = unit
         if b"STAT?" in self._subs:
@@ -113,7 +119,8 @@ class MonitoringPublisher:
     def push(self, msg: cmdp.Metric | RawLog) -> bool:
         """Queue a message for sending; False (and counted) when the queue is full."""
         queue = self._queue
-        if len(queue) >= self._queue_size:
+        # Metrics are few and carry the state (STAT/STATE): they get room beyond the log records' bound.
+        if len(queue) >= self._queue_size + (_METRIC_ROOM if type(msg) is cmdp.Metric else 0):
             self.dropped += 1
             if self._running:
                 self._pacer.wait_for_sender(queue)
@@ -128,7 +135,14 @@ class MonitoringPublisher:
         return True
 
     def stat(self, name: str, value: Any, unit: str | None = None) -> None:
-        """Publish a metric value now if anyone subscribed (thread-safe)."""
+        """Publish a metric value now if anyone subscribed (thread-safe). None sends nothing (as for a
+        periodic metric); a value, name or unit the wire cannot carry is an EncodeError here."""
+        if value is None:
+            return
+        cmdp.check_metric_value(value)
+        _check_text("name", name, empty=False)
+        if unit is not None:
+            _check_text("unit", unit)
         key = name.upper()
         if not self.wants(cmdp.metric_topic(key)):
             return
@@ -399,6 +413,18 @@ def packed_record_tags(record: logging.LogRecord) -> dict[str, Any] | bytes:
             _packed_tags.clear()
         _packed_tags[key] = packed
     return packed
+
+
+def _check_text(what: str, value: object, empty: bool = True) -> None:
+    """EncodeError unless `value` is a str the CMDP encoder takes (UTF-8; non-empty unless `empty`)."""
+    if not isinstance(value, str):
+        raise EncodeError(f"CMDP: metric {what} must be a str, got {type(value).__name__}")
+    if not empty and not value:
+        raise EncodeError(f"CMDP: metric {what} must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EncodeError(f"CMDP: metric {what} is not valid UTF-8 text: {value!r}") from None
 
 
 def _with(record: logging.LogRecord, extra: dict[str, Any]) -> logging.LogRecord:
