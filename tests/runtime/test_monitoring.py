@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgpack
+import pytest
 import zmq
 
 from constellation import Satellite, StopToken, metric
 from constellation.monitoring import MonitoringPublisher
-from protocols import cmdp
+from protocols import EncodeError, cmdp
 from tests.harness import eventually
 from tests.runtime.conftest import MonitorSub, wait_state
 
@@ -330,3 +331,16 @@ async def test_a_subscription_arriving_while_a_producer_asks_is_not_forgotten(zc
     pub.wants(Topic(b"LOG/INFO/X"))  # computed from the old subscriptions: either answer is right
     assert Topic.switched
     assert pub.wants(b"LOG/INFO/X")  # asked again after the change: it is subscribed
+
+
+async def test_satellite_stat_checks_the_value_before_announcing_the_metric(make_satellite) -> None:
+    """A refused value (or None) must not register and announce the metric on STAT?."""
+    sat = await make_satellite()
+    with pytest.raises(EncodeError):
+        sat.stat("LISTY", [1, 2])
+    with pytest.raises(EncodeError):
+        sat.stat(7, 1.0)  # type: ignore[arg-type]
+    sat.stat("NOTHING", None)
+    assert not {"LISTY", "NOTHING"} & set(sat._mon.stat_topics)
+    sat.stat("TEMPERATURE", 21.5, "degC")
+    assert sat._mon.units["TEMPERATURE"] == "degC"
