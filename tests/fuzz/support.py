@@ -49,6 +49,19 @@ def start_sputnik(
     return Sat(proc, m["name"], int(m["cmd"]), int(m["hb"]), int(m["mon"]), group)
 
 
+def spawn_mariner(spawn: Callable[..., Proc], cdaq_python: Path, name: str) -> dict[str, int]:
+    """A stock 1.0.2 ``SatelliteMariner -n NAME`` on loopback, in a group of its own, on known ports
+    (``cmd``, ``hb``, ``mon``); not waited for: it answers once its ports are up."""
+    from tests.harness import free_tcp_port, unique_group
+
+    ports = {k: free_tcp_port() for k in ("cmd", "hb", "mon")}
+    spawn(
+        str(cdaq_python.with_name("SatelliteMariner")), "-g", unique_group(), "-n", name, "-i", "lo",
+        "--cmd-port", str(ports["cmd"]), "--hb-port", str(ports["hb"]), "--mon-port", str(ports["mon"]),
+    )  # fmt: skip
+    return ports
+
+
 class Client:
     """Raw CSCP requests over REQ sockets (a fresh socket after any timeout)."""
 

@@ -18,8 +18,8 @@ import pytest
 import zmq
 
 from protocols import State, chp
-from tests.fuzz.support import Client, start_sputnik
-from tests.harness import free_tcp_port, unique_group
+from tests.fuzz.support import Client, spawn_mariner, start_sputnik
+from tests.harness import unique_group
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.timeout(150)]
 
@@ -70,11 +70,7 @@ def _collect(ctx: zmq.Context, cmd: int, hb: int) -> list[tuple[str, int, str | 
 
 def test_same_heartbeats_as_cdaq_for_roles_interrupt_failure_and_recovery(cdaq_python: Path, spawn) -> None:
     sat = start_sputnik(spawn, unique_group(), "Seq")
-    ports = {k: free_tcp_port() for k in ("cmd", "hb", "mon")}
-    spawn(
-        str(cdaq_python.with_name("SatelliteMariner")), "-g", unique_group(), "-n", "Seq", "-i", "lo",
-        "--cmd-port", str(ports["cmd"]), "--hb-port", str(ports["hb"]), "--mon-port", str(ports["mon"]),
-    )  # fmt: skip
+    ports = spawn_mariner(spawn, cdaq_python, "Seq")
     ctx = zmq.Context()
     try:
         ours = _collect(ctx, sat.cmd, sat.hb)
@@ -144,11 +140,7 @@ def _intervals(ctx: zmq.Context, hb: int) -> list[int]:
 def test_subscriber_counting_like_cdaq(cdaq_python: Path, spawn) -> None:
     """Empty-topic subscriptions only (a non-empty topic is a documented deviation, docs/runtime.md)."""
     sat = start_sputnik(spawn, unique_group(), "Subs")
-    ports = {k: free_tcp_port() for k in ("cmd", "hb", "mon")}
-    spawn(
-        str(cdaq_python.with_name("SatelliteMariner")), "-g", unique_group(), "-n", "Subs", "-i", "lo",
-        "--cmd-port", str(ports["cmd"]), "--hb-port", str(ports["hb"]), "--mon-port", str(ports["mon"]),
-    )  # fmt: skip
+    ports = spawn_mariner(spawn, cdaq_python, "Subs")
     Client(ports["cmd"]).wait_state(State.NEW, timeout=30)
     ctx = zmq.Context()
     try:

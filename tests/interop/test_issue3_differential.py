@@ -16,7 +16,7 @@ import msgpack
 import pytest
 
 from protocols import State, cscp
-from tests.fuzz.support import Client, start_sputnik
+from tests.fuzz.support import Client, spawn_mariner, start_sputnik
 from tests.harness import free_tcp_port, unique_group
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.timeout(120)]
@@ -137,11 +137,7 @@ def test_same_extrasystoles_and_state_metrics_as_cdaq(cdaq_python: Path, spawn) 
     from protocols import chp, cmdp
 
     sat = start_sputnik(spawn, unique_group(), "Seq")
-    ports = {k: free_tcp_port() for k in ("cmd", "hb", "mon")}
-    spawn(
-        str(cdaq_python.with_name("SatelliteMariner")), "-g", unique_group(), "-n", "Seq", "-i", "lo",
-        "--cmd-port", str(ports["cmd"]), "--hb-port", str(ports["hb"]), "--mon-port", str(ports["mon"]),
-    )  # fmt: skip
+    ports = spawn_mariner(spawn, cdaq_python, "Seq")
     targets = {
         "ours": (sat.cmd, sat.hb, sat.mon, "SPUTNIK"),
         "1.0.2": (ports["cmd"], ports["hb"], ports["mon"], "MARINER"),
