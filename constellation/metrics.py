@@ -74,16 +74,9 @@ class MetricSpec:
     def __post_init__(self) -> None:
         # what the STAT? notification and the metric messages need: one bad entry would make every
         # later notification fail to encode
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"metric name must be a non-empty str, got {self.name!r}")
-        for what in ("name", "unit", "description"):
-            text = getattr(self, what)
-            if not isinstance(text, str):
-                raise ValueError(f"metric {self.name!r}: {what} must be a str, got {text!r}")
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError(f"metric {self.name!r}: {what} is not valid UTF-8 text: {text!r}") from None
+        cmdp.check_metric_text("name", self.name, empty=False)  # EncodeError, a ValueError
+        cmdp.check_metric_text("unit", self.unit)
+        cmdp.check_metric_text("description", self.description)
         interval = self.interval
         if isinstance(interval, bool) or not isinstance(interval, numbers.Real) or math.isnan(interval):
             raise ValueError(f"metric {self.name}: interval must be a number of seconds, got {interval!r}")
@@ -197,14 +190,10 @@ class MetricScheduler:
         except Exception as exc:
             self._log.critical("Could not get metric %s: %r", spec.name, exc)
             return
-        if value is None:
-            return  # currently unavailable: nothing sent (1.0.2)
-        try:  # a value the wire cannot carry would be dropped silently by the publisher: report it here
-            cmdp.check_metric_value(value)
+        try:  # None sends nothing (currently unavailable, 1.0.2); a value the wire cannot carry raises
+            self._pub.stat(spec.name, value, spec.unit)
         except EncodeError as exc:
             self._log.critical("Could not get metric %s: %r", spec.name, exc)
-            return
-        self._pub.stat(spec.name, value, spec.unit)
 
     async def run(self) -> None:
         while True:

@@ -94,9 +94,9 @@ class MonitoringPublisher:
     def register_metric(self, name: str, unit: str = "", description: str = "") -> None:
         """Announce a metric (EncodeError for a name, unit or description the STAT? map cannot carry:
         one bad entry would make every later notification fail)."""
-        _check_text("name", name, empty=False)
-        _check_text("unit", unit)
-        _check_text("description", description)
+        cmdp.check_metric_text("name", name, empty=False)
+        cmdp.check_metric_text("unit", unit)
+        cmdp.check_metric_text("description", description)
         self.stat_topics[name.upper()] = description
         self.units[name.upper()] = unit
         if b"STAT?" in self._subs:
@@ -134,16 +134,19 @@ class MonitoringPublisher:
             self._pacer.wait_for_sender(queue)
         return True
 
-    def stat(self, name: str, value: Any, unit: str | None = None) -> None:
+    def stat(self, name: str, value: Any, unit: str | None = None, *, announce: bool = False) -> None:
         """Publish a metric value now if anyone subscribed (thread-safe). None sends nothing (as for a
-        periodic metric); a value, name or unit the wire cannot carry is an EncodeError here."""
+        periodic metric); a value, name or unit the wire cannot carry is an EncodeError here. With
+        `announce`, an unregistered name is registered first (and announced on `STAT?`)."""
         if value is None:
             return
         cmdp.check_metric_value(value)
-        _check_text("name", name, empty=False)
+        cmdp.check_metric_text("name", name, empty=False)
         if unit is not None:
-            _check_text("unit", unit)
+            cmdp.check_metric_text("unit", unit)
         key = name.upper()
+        if announce and key not in self.stat_topics:
+            self.register_metric(name, unit or "", "")
         if not self.wants(cmdp.metric_topic(key)):
             return
         unit = self.units.get(key, "") if unit is None else unit
@@ -413,18 +416,6 @@ def packed_record_tags(record: logging.LogRecord) -> dict[str, Any] | bytes:
             _packed_tags.clear()
         _packed_tags[key] = packed
     return packed
-
-
-def _check_text(what: str, value: object, empty: bool = True) -> None:
-    """EncodeError unless `value` is a str the CMDP encoder takes (UTF-8; non-empty unless `empty`)."""
-    if not isinstance(value, str):
-        raise EncodeError(f"CMDP: metric {what} must be a str, got {type(value).__name__}")
-    if not empty and not value:
-        raise EncodeError(f"CMDP: metric {what} must not be empty")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise EncodeError(f"CMDP: metric {what} is not valid UTF-8 text: {value!r}") from None
 
 
 def _with(record: logging.LogRecord, extra: dict[str, Any]) -> logging.LogRecord:

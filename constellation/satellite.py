@@ -26,7 +26,6 @@ from typing import Any, ClassVar
 import zmq
 import zmq.asyncio
 
-from protocols import EncodeError, cmdp
 from protocols.chirp import ServiceId
 from protocols.names import canonical_name
 from protocols.states import Role, State
@@ -191,14 +190,7 @@ class Satellite:
         """Send a one-off metric value (thread-safe; only if someone subscribed). An unregistered name
         is registered (and announced on `STAT?`) with the first value the wire can carry; None sends
         nothing; a value, name or unit the wire cannot carry is an `EncodeError` (nothing announced)."""
-        if value is None:
-            return
-        cmdp.check_metric_value(value)
-        if not isinstance(name, str):
-            raise EncodeError(f"metric name: expected a str, got {type(name).__name__}")
-        if name.upper() not in self._mon.stat_topics:
-            self._mon.register_metric(name, unit or "", "")
-        self._mon.stat(name, value, unit)
+        self._mon.stat(name, value, unit, announce=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

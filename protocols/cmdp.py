@@ -28,6 +28,7 @@ __all__ = [
     "Metric",
     "MetricValue",
     "Notification",
+    "check_metric_text",
     "check_metric_value",
     "decode",
     "encode",
@@ -140,6 +141,20 @@ def check_metric_value(value: object) -> None:
             raise EncodeError(f"CMDP: metric value is not valid UTF-8 text: {exc.reason}") from None
         return
     raise EncodeError(f"CMDP: metric value must be bool, int, float or str, got {type(value).__name__}")
+
+
+def check_metric_text(what: str, value: object, *, empty: bool = True) -> None:
+    """`EncodeError` unless `value` (a metric's `what`: name, unit, description) is a str that encodes
+    as UTF-8, and non-empty unless `empty`. One bad entry in the `STAT?` map would make every later
+    notification fail to encode, so producers check where the text is given."""
+    if not isinstance(value, str):
+        raise EncodeError(f"CMDP: metric {what} must be a str, got {type(value).__name__}")
+    if not empty and not value:
+        raise EncodeError(f"CMDP: metric {what} must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EncodeError(f"CMDP: metric {what} is not valid UTF-8 text: {_clip(repr(value))}") from None
 
 
 def _header(msg: LogMessage | Metric | Notification) -> bytes:
