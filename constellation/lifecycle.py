@@ -79,13 +79,11 @@ def _text(value: Any, default: str) -> str:
     return value if isinstance(value, str) else default
 
 
-def _error_text(exc: BaseException) -> str:
-    """The type name of a hook's error for its ERROR status (`SystemExit`, not `HookExit`)."""
-    return type(exc.original if isinstance(exc, HookExit) else exc).__name__
-
-
-def _error_message(exc: BaseException) -> str:
-    return str(exc.original if isinstance(exc, HookExit) else exc)
+def _hook_error(exc: BaseException, where: str) -> str:
+    """1.0.2's ERROR status for a failing hook: `<ExcType> in <where>: <msg>` (`SystemExit`, not the
+    `HookExit` that carried it)."""
+    original = exc.original if isinstance(exc, HookExit) else exc
+    return f"{type(original).__name__} in {where}: {original}"
 
 
 class _Abandoned(Exception):
@@ -194,7 +192,7 @@ class TransitionRunner:
                 if isinstance(exc, ConditionFailed):  # 1.0.2 spells it as a RuntimeError
                     msg = f"RuntimeError in _satisfy_remote_conditions: {exc}"
                 else:
-                    msg = f"{_error_text(exc)} in _wrap_{job.event.value}: {_error_message(exc)}"
+                    msg = _hook_error(exc, f"_wrap_{job.event.value}")
                 self._sat.log.critical(msg, exc_info=True)  # 1.0.2's handle_error: the satellite's topic
                 self.fail(msg)
             return
@@ -293,7 +291,7 @@ class TransitionRunner:
             result = _text(await self._sat._call(self._sat.do_run, stop), "")
         except Exception as exc:
             if epoch == self._epoch:
-                msg = f"{_error_text(exc)} in _wrap_start: {_error_message(exc)}"
+                msg = _hook_error(exc, "_wrap_start")
                 self._sat.log.critical(msg, exc_info=True)
                 self.fail(msg)
             return ""
