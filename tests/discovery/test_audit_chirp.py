@@ -124,10 +124,9 @@ async def test_a_second_satellite_with_the_same_name_replaces_the_first_and_outl
     again, a moment later; with CHIRP as well, the newer one never departs."""
     import asyncio
     import signal
-    import time
 
     from constellation.discovery import Discovery
-    from tests.harness import eventually
+    from tests.harness import eventually, keeps_holding
 
     departed: list[int] = []
     disc = Discovery(
@@ -154,10 +153,12 @@ async def test_a_second_satellite_with_the_same_name_replaces_the_first_and_outl
         if backends == "zeroconf":
             await eventually(lambda: second.cmd in departed and control_port() == second.cmd, 5)
             return
-        end = time.monotonic() + 1.5  # the goodbyes and DEPARTs went out before the process exited
-        while time.monotonic() < end:
+
+        # the goodbyes and DEPARTs went out before the process exited: a while later, still the second
+        def still_second() -> None:
             assert control_port() == second.cmd
-            await asyncio.sleep(0.02)
+
+        await keeps_holding(still_second, 1.5)
         assert departed == [first.cmd]
     finally:
         await disc.aclose()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 import pytest
 from zeroconf import DNSQuestionType, IPVersion, ServiceStateChange, Zeroconf
@@ -20,7 +19,7 @@ from constellation.discovery import Discovery
 from protocols import chirp
 from protocols.chirp import ServiceId
 from tests.fuzz.support import READY, SATELLITE_RUN
-from tests.harness import eventually
+from tests.harness import eventually, keeps_holding
 
 pytestmark = [pytest.mark.netns, pytest.mark.hosts(1), pytest.mark.timeout(90)]
 
@@ -57,12 +56,13 @@ async def test_interface_choice_limits_where_chirp_and_zeroconf_announce(on_host
         assert await info.async_request(azc.zeroconf, 3000, question_type=DNSQuestionType.QM)
         assert sorted(info.parsed_addresses(IPVersion.V4Only)) == ["10.77.0.1", "127.0.0.1"]
         assert info.port == int(lan.ready["cmd"])
+
         # LoOnly started first and answers the same REQUESTs and queries: a while more, still unseen
-        end = time.monotonic() + 1.0
-        while time.monotonic() < end:
+        def unseen() -> None:
             assert not [n for n in added if re.match(r"Sputnik\.LoOnly@", n)], added
             assert all(s.host_id != chirp.host_id("Sputnik.LoOnly") for s in disc.services())
-            await asyncio.sleep(0.05)
+
+        await keeps_holding(unseen, 1.0, interval=0.05)
         assert lo_only.popen.poll() is None  # alive all along
     finally:
         await disc.aclose()

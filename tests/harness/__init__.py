@@ -10,7 +10,15 @@ from tests.harness.chirpsock import BeaconLog, loopback_chirp_socket
 from tests.harness.netns import NETNS_RUN, in_netns, netns_hosts, userns_available
 from tests.harness.oracle import OracleUnavailable, oracle_python, prepare_oracle
 from tests.harness.procs import Proc, ProcessFailed, spawn_process
-from tests.harness.wait import WaitTimeout, eventually, free_tcp_port, holds_for, unique_group, wait_until
+from tests.harness.wait import (
+    WaitTimeout,
+    eventually,
+    free_tcp_port,
+    holds_for,
+    keeps_holding,
+    unique_group,
+    wait_until,
+)
 
 __all__ = [
     "NETNS_RUN",
@@ -23,6 +31,7 @@ __all__ = [
     "free_tcp_port",
     "holds_for",
     "in_netns",
+    "keeps_holding",
     "loopback_chirp_socket",
     "netns_hosts",
     "oracle_python",
