@@ -86,6 +86,16 @@ class MonitorSub:
                     return msg
 
 
+async def monitor_sub(zctx: zmq.asyncio.Context, sat: Satellite, *topics: bytes) -> MonitorSub:
+    """A MonitorSub on `sat`'s monitoring port, subscribed to `topics`, returned once the satellite's
+    publisher has seen every one of them (subscriptions arrive asynchronously)."""
+    sub = MonitorSub(zctx, sat.ports["mon"])
+    for topic in topics:
+        sub.subscribe(topic)
+    await eventually(lambda: set(topics) <= sat._mon._subs)
+    return sub
+
+
 @pytest.fixture
 def debug_logging() -> Any:
     root = logging.getLogger()

@@ -19,8 +19,7 @@ import pytest
 from constellation import Satellite, metric
 from constellation.metrics import MIN_INTERVAL, MetricSpec
 from protocols import cmdp
-from tests.harness import eventually
-from tests.runtime.conftest import MonitorSub, wait_state
+from tests.runtime.conftest import MonitorSub, monitor_sub, wait_state
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,9 +41,7 @@ class Zero(Satellite):
 async def test_interval_zero_samples_every_tick_not_in_a_busy_loop(make_satellite, client, zctx) -> None:
     """Before: interval 0 made the scheduler sample back to back (a busy loop flooding the queue)."""
     sat = await make_satellite(Zero)
-    sub = MonitorSub(zctx, sat.ports["mon"])
-    sub.subscribe(b"STAT/ZERO")
-    await eventually(lambda: sat._mon.wants(b"STAT/ZERO"))
+    sub = await monitor_sub(zctx, sat, b"STAT/ZERO")
     cl = client(sat)
     await cl("initialize", {})
     await sub.until(lambda m: isinstance(m, cmdp.Metric) and m.name == "ZERO")
@@ -112,10 +109,7 @@ async def test_unsendable_value_is_reported_critical_like_a_raising_callback(
 ) -> None:
     """Before: the value went into the queue and the publisher dropped it with a DEBUG line only."""
     sat = await make_satellite(Unsendable)
-    sub = MonitorSub(zctx, sat.ports["mon"])
-    sub.subscribe(b"STAT/")
-    sub.subscribe(b"LOG/CRITICAL/MNTR")
-    await eventually(lambda: sat._mon.wants(b"STAT/GOOD") and sat._mon.wants(b"LOG/CRITICAL/MNTR"))
+    sub = await monitor_sub(zctx, sat, b"STAT/", b"LOG/CRITICAL/MNTR")
     cl = client(sat)
     await cl("initialize", {})
     reported: set[str] = set()
@@ -146,10 +140,7 @@ class Flaky(Satellite):
 
 async def test_raising_callback_is_reported_and_sampled_again(make_satellite, client, zctx) -> None:
     sat = await make_satellite(Flaky)
-    sub = MonitorSub(zctx, sat.ports["mon"])
-    sub.subscribe(b"STAT/FLAKY")
-    sub.subscribe(b"LOG/CRITICAL/MNTR")
-    await eventually(lambda: sat._mon.wants(b"STAT/FLAKY") and sat._mon.wants(b"LOG/CRITICAL/MNTR"))
+    sub = await monitor_sub(zctx, sat, b"STAT/FLAKY", b"LOG/CRITICAL/MNTR")
     cl = client(sat)
     await cl("initialize", {})
     report = await sub.until(_critical_mntr)
@@ -187,9 +178,7 @@ async def test_first_value_at_once_whatever_the_interval(make_satellite, client,
     (the machine's uptime) passed the interval: an hourly metric on a host up for ten minutes sent its
     first value 50 minutes late."""
     sat = await make_satellite(Hourly)
-    sub = MonitorSub(zctx, sat.ports["mon"])
-    sub.subscribe(b"STAT/HOURLY")
-    await eventually(lambda: sat._mon.wants(b"STAT/HOURLY"))
+    sub = await monitor_sub(zctx, sat, b"STAT/HOURLY")
     cl = client(sat)
     await cl("initialize", {})
     value = await sub.until(lambda m: isinstance(m, cmdp.Metric))

@@ -21,7 +21,7 @@ import zmq.asyncio
 from constellation.monitoring import MonitoringPublisher
 from protocols import EncodeError, cmdp
 from tests.harness import eventually
-from tests.runtime.conftest import MonitorSub
+from tests.runtime.conftest import MonitorSub, monitor_sub
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,9 +31,7 @@ async def test_one_off_stat_of_an_unsendable_value_is_a_typed_error(
     make_satellite, zctx, value: object
 ) -> None:
     sat = await make_satellite()
-    sub = MonitorSub(zctx, sat.ports["mon"])
-    sub.subscribe(b"STAT/")
-    await eventually(lambda: sat._mon.wants(b"STAT/VOLTS"))
+    sub = await monitor_sub(zctx, sat, b"STAT/")
     with pytest.raises(EncodeError):
         sat.stat("VOLTS", value, "V")
     sat.stat("VOLTS", 4.5, "V")  # the next good value goes out
@@ -44,9 +42,7 @@ async def test_one_off_stat_of_an_unsendable_value_is_a_typed_error(
 async def test_one_off_stat_of_none_sends_nothing_and_raises_nothing(make_satellite, zctx) -> None:
     """None means "no value now", as for a periodic metric (1.0.2 would send nil here)."""
     sat = await make_satellite()
-    sub = MonitorSub(zctx, sat.ports["mon"])
-    sub.subscribe(b"STAT/VOLTS")
-    await eventually(lambda: sat._mon.wants(b"STAT/VOLTS"))
+    sub = await monitor_sub(zctx, sat, b"STAT/VOLTS")
     sat.stat("VOLTS", None)
     sat.stat("VOLTS", 1)
     m = await sub.next()

@@ -13,8 +13,7 @@ import pytest
 
 from constellation import Satellite
 from protocols import cmdp
-from tests.harness import eventually
-from tests.runtime.conftest import MonitorSub, wait_state
+from tests.runtime.conftest import monitor_sub, wait_state
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,9 +29,7 @@ async def test_failure_command_logs_initiated_like_every_transition(
     make_satellite, client, zctx, debug_logging
 ) -> None:
     sat = await make_satellite()
-    sub = MonitorSub(zctx, sat.ports["mon"])
-    sub.subscribe(b"LOG/STATUS/FSM")
-    await eventually(lambda: sat._mon.wants(b"LOG/STATUS/FSM"))
+    sub = await monitor_sub(zctx, sat, b"LOG/STATUS/FSM")
     cl = client(sat)
     await cl("initialize", {})
     await sub.until(_record(cmdp.Level.STATUS, "FSM", "State transition initialize initiated"))
@@ -44,9 +41,7 @@ async def test_failure_command_logs_initiated_like_every_transition(
 
 async def test_starting_a_run_is_logged_on_ctrl(make_satellite, client, zctx, debug_logging) -> None:
     sat = await make_satellite()
-    sub = MonitorSub(zctx, sat.ports["mon"])
-    sub.subscribe(b"LOG/INFO")
-    await eventually(lambda: sat._mon.wants(b"LOG/INFO/CTRL"))
+    sub = await monitor_sub(zctx, sat, b"LOG/INFO")
     cl = client(sat)
     for command, payload, state in (
         ("initialize", {}, "INIT"),
@@ -68,9 +63,7 @@ async def test_failing_hook_record_is_on_the_satellites_topic_with_its_traceback
     make_satellite, client, zctx, debug_logging
 ) -> None:
     sat = await make_satellite(Broken)
-    sub = MonitorSub(zctx, sat.ports["mon"])
-    sub.subscribe(b"LOG/CRITICAL")
-    await eventually(lambda: sat._mon.wants(b"LOG/CRITICAL/BROKEN"))
+    sub = await monitor_sub(zctx, sat, b"LOG/CRITICAL")
     cl = client(sat)
     await cl("initialize", {})
     msg = await sub.until(lambda m: isinstance(m, cmdp.LogMessage) and "boom" in m.text)
