@@ -41,15 +41,18 @@ def pipe_bytes(fd: int) -> int:
     return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
 
 
-def full_pipe(fd: int) -> Callable[[], bool]:
-    """A condition: the pipe holds all but its last page or less and has not taken a byte for a second."""
+def full_pipe(fd: int, quiet_s: float = 1.0, also: Callable[[], object] = lambda: True) -> Callable[[], int]:
+    """A condition: the pipe has taken no byte for `quiet_s` while a writer has lines for it (and
+    `also()` holds); its value is the bytes it holds then. A full pipe's byte count depends on the
+    sizes of the writes that filled it (each takes whole pages: 5030-byte writes fill a 64 KiB pipe at
+    54,396 bytes), so "full" is "takes nothing more", never a byte count."""
     last = [-1, 0.0]
 
-    def full() -> bool:
+    def full() -> int:
         now, size = time.monotonic(), pipe_bytes(fd)
-        if size != last[0]:
+        if size != last[0] or not also():
             last[:] = [size, now]
-        return size >= 61_440 and now - last[1] >= 1.0
+        return size if size > 0 and now - last[1] >= quiet_s else 0
 
     return full
 
@@ -83,8 +86,8 @@ def test_a_terminal_that_stops_reading_does_not_stop_the_satellite(stderr: str) 
         wait_state(port, "ORBIT")
         request(port, "start", "run1")
         wait_state(port, "RUN")
-        # the pipe is full (64 KiB, less what partly filled pages leave): writes block now
-        wait_until(full_pipe(err), timeout=30)
+        # the pipe is full (the satellite logs a line a millisecond, and none gets in): writes block
+        held = wait_until(full_pipe(err), timeout=30)
         # the satellite still answers, changes state (the FSM logs on the event loop) and beats
         assert request(port, "get_state").verb == "RUN"
         request(port, "stop")
@@ -98,7 +101,7 @@ def test_a_terminal_that_stops_reading_does_not_stop_the_satellite(stderr: str) 
             assert hb.poll(10_000), "no heartbeat while stderr is not read"
             hb.recv_multipart()
             beats += 1
-        assert pipe_bytes(err) >= 61_440  # all of it while nobody read
+        assert pipe_bytes(err) >= held  # all of it while nobody read
         # the terminal reads again: the lines flow, with a count of those that did not fit
         os.set_blocking(err, False)
         seen = bytearray()
@@ -187,7 +190,7 @@ def test_logging_shutdown_while_the_writer_waits_for_the_stream_ends_once_it_rea
         p.handler.attach(p.loop)
         for i in range(200):  # 200 KB: the pipe is full, the writer blocks in its flush
             p.logger.warning("%04d %s", i, "z" * 1000)
-        wait_until(lambda: p.handler._flushing and pipe_bytes(p.r) >= 61_440, timeout=10)
+        wait_until(full_pipe(p.r, 0.3, lambda: p.handler._flushing), timeout=10)
 
         def shutdown() -> None:
             logging.shutdown([weakref.ref(p.handler)])
@@ -217,7 +220,8 @@ def test_a_stream_that_refuses_for_now_loses_no_line() -> None:
         n = 200
         for i in range(n):  # 200 KB, well under PENDING_LIMIT: nothing is dropped for want of room
             p.logger.warning("%04d %s", i, "z" * 1000)
-        wait_until(lambda: pipe_bytes(p.r) >= 61_440 and not p.handler._flushing, timeout=10)
+        # full: the writer's tries (every MAX_DELAY_S) are refused, lines wait in its list
+        wait_until(full_pipe(p.r, 0.3, lambda: p.handler._pending), timeout=10)
         wait_until(lambda: p.read().endswith(b"z\n") and len(p.got) == n * 1006, timeout=10)
         p.logger.warning("after")
         wait_until(lambda: p.read().endswith(b"after\n"), timeout=10)
