@@ -43,6 +43,8 @@ import sys
 import threading
 from typing import ClassVar, TextIO
 
+from .logtopics import logger_component
+
 __all__ = ["MAX_DELAY_S", "PENDING_LIMIT", "RETRY_S", "ConsoleFormatter", "ConsoleHandler"]
 
 MAX_DELAY_S = 0.05  # after a failed flush (EPIPE, EBADF) the writer tries again this much later
@@ -68,7 +70,7 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         record.levelname = self._NAMES.get(record.levelno, record.levelname)
         component = getattr(record, "component", None)
-        record.component = component or record.name.rpartition(".")[2].upper()
+        record.component = component or logger_component(record.name).upper()
         return super().format(record)
 
 

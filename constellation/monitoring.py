@@ -26,6 +26,7 @@ import zmq.asyncio
 from protocols import EncodeError, cmdp
 
 from .fastwire import TS64, LogEncoder, pack_timestamp, second_of
+from .logtopics import logger_component
 from .pacing import SendPacer
 
 __all__ = [
@@ -306,7 +307,7 @@ class CmdpLogHandler(logging.Handler):
 
     Records carrying a `satellite` attribute (our LoggerAdapters) are taken only if it is ours; records
     without one (plain `logging.getLogger(__name__)` in hook code) are taken when `foreign` is True.
-    The topic is the record's `component` attribute, or the last part of the logger name, upper-cased.
+    The topic is the record's `component` attribute, or `logger_component` of the logger's name.
     """
 
     def __init__(self, publisher: MonitoringPublisher, name: str, foreign: bool = True) -> None:
@@ -325,7 +326,7 @@ class CmdpLogHandler(logging.Handler):
                 return
         elif owner != self.satellite:
             return
-        raw = getattr(record, "component", None) or record.name.rpartition(".")[2]
+        raw = getattr(record, "component", None) or logger_component(record.name)
         route = LOG_ROUTES.get((record.levelno, raw)) if type(raw) is str else None
         if route is None:
             route = log_route(record.levelno, raw)

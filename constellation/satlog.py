@@ -47,6 +47,7 @@ from typing import Any
 
 import msgpack
 
+from .logtopics import logger_component
 from .monitoring import (
     LOG_ROUTES,  # the route cache, read inline on the hot path
     CmdpLogHandler,
@@ -164,7 +165,7 @@ class SatelliteLog(logging.LoggerAdapter[logging.Logger]):
             c = c.parent if c.propagate else None
         if handler is None:
             return False
-        raw = extra.get("component") or logger.name.rpartition(".")[2]
+        raw = extra.get("component") or logger_component(logger.name)
         if type(raw) is not str:
             return False
         route = LOG_ROUTES.get((level, raw)) or log_route(level, raw)

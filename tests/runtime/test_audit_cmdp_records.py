@@ -70,3 +70,28 @@ async def test_failing_hook_record_is_on_the_satellites_topic_with_its_traceback
     assert msg.text == "ValueError in _wrap_initialize: boom"
     assert msg.tags["traceback"].endswith("ValueError: boom")
     assert msg.topic == "BROKEN"
+
+
+async def test_discovery_and_peer_monitoring_log_on_link_like_1_0_2(
+    make_satellite, zctx, debug_logging
+) -> None:
+    """1.0.2 logs its CHIRP manager and heartbeat checker on LINK (`get_logger("LINK")`): a listener
+    subscribed to `LOG/WARNING/LINK` sees lost peers and discovery trouble. Ours come from module
+    loggers (`constellation.discovery.chirp`, `constellation.peers.monitor`, ...), not CHIRP/MONITOR."""
+    from constellation.discovery import chirp, dnssd, service
+    from constellation.peers import monitor, watcher
+
+    sat = await make_satellite()
+    sub = await monitor_sub(zctx, sat, b"LOG/DEBUG/LINK", b"LOG/WARNING/LINK", b"LOG?")
+    note = await sub.until(lambda m: isinstance(m, cmdp.Notification))
+    for module in (chirp, dnssd, service, monitor, watcher):
+        module.log.debug("from %s", module.__name__)
+        msg = await sub.until(
+            lambda m, name=module.__name__: isinstance(m, cmdp.LogMessage) and name in m.text
+        )
+        assert (msg.level, msg.topic) == (cmdp.Level.DEBUG, "LINK"), module.__name__
+    monitor.log.warning("peer table full")
+    msg = await sub.until(lambda m: isinstance(m, cmdp.LogMessage) and m.text == "peer table full")
+    assert (msg.level, msg.topic) == (cmdp.Level.WARNING, "LINK")
+    # every topic our runtime logs on is announced, in 1.0.2's order
+    assert list(note.topics) == [sat.type_name.upper(), "LINK", "FSM", "CTRL", "MNTR"]

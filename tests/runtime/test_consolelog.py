@@ -93,6 +93,19 @@ def test_without_a_loop_every_record_is_written_at_once(sink: Sink) -> None:
     assert sink.lines()[1:] == ["STATUS [FSM] two", "TRACE [SPUTNIK] three"]
 
 
+def test_a_line_shows_the_topic_it_goes_out_on() -> None:
+    """The runtime's module loggers print the CMDP topic of their layer (discovery on LINK, as 1.0.2)."""
+    formatter = ConsoleFormatter("[%(component)s] %(message)s")
+
+    def line(logger: str) -> str:
+        return formatter.format(logging.LogRecord(logger, logging.INFO, __file__, 1, "x", None, None))
+
+    assert line("constellation.discovery.chirp") == "[LINK] x"
+    assert line("constellation.peers.monitor") == "[LINK] x"
+    assert line("constellation.metrics") == "[MNTR] x"
+    assert line("satellites.sputnik") == "[SPUTNIK] x"
+
+
 async def test_a_burst_from_a_thread_is_written_in_few_flushes(sink: Sink) -> None:
     sink.handler.attach(asyncio.get_running_loop())
 
