@@ -230,7 +230,9 @@ def decode(frames: Sequence[bytes]) -> LogMessage | Metric | Notification:
         body = _wire.Reader(parts[2], "CMDP notification")
         topics = body.tags("topics")
         for key, desc in topics.items():
-            if type(desc) is not str:
+            if desc is None:  # 1.0.2 sends what `register_metric(name, unit, None)` was given
+                topics[key] = ""
+            elif type(desc) is not str:
                 body.fail("topics", f"description of {_clip(key)} must be str, got {type(desc).__name__}")
         body.end()
         kind: Literal["LOG", "STAT"] = "LOG" if topic == "LOG?" else "STAT"

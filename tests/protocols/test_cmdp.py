@@ -165,6 +165,13 @@ def test_metric_values_beyond_the_scalars_are_decoded(payload: bytes, value: obj
     assert (msg.name, msg.value, msg.unit) == ("X", value, "%")
 
 
+def test_a_nil_description_reads_as_empty() -> None:
+    """1.0.2 sends the description `register_metric(name, unit, None)` was given: nil in the map."""
+    msg = cmdp.decode([b"STAT?", H, msgpack.packb({"X": None, "Y": "y"})])
+    assert isinstance(msg, cmdp.Notification)
+    assert dict(msg.topics) == {"X": "", "Y": "y"}
+
+
 def test_encode_rejects() -> None:
     for msg in (
         cmdp.LogMessage(MARINER, 40, "X", "x"),  # type: ignore[arg-type]
