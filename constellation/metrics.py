@@ -20,11 +20,13 @@ again after its interval.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
 import math
 import numbers
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
@@ -155,6 +157,8 @@ class MetricScheduler:
         executor: Executor | None = None,
     ) -> None:
         self._executor = executor
+        self._loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()  # `add` and `remove` from hooks' threads: one list at a time
         self._pub = publisher
         self._fsm = fsm
         self._specs = list(specs)
@@ -168,13 +172,33 @@ class MetricScheduler:
         self._wake.set()
 
     def add(self, spec: MetricSpec, owner: Any = None) -> None:
-        """Schedule another periodic metric at run time (from the loop's thread): it is announced to
-        `STAT?` subscribers at once and sampled from the next round on (1.0.2's
-        `register_scheduled_metric`). A metric of the same name is replaced."""
-        self._specs = [(s, o) for s, o in self._specs if s.name != spec.name] + [(spec, owner)]
-        self._last.pop(spec.name, None)
-        self._pub.register_metric(spec.name, spec.unit, spec.description)
-        self._wake.set()
+        """Schedule another periodic metric at run time, from any thread: it is announced to `STAT?`
+        subscribers at once and sampled from the next round on (1.0.2's `register_scheduled_metric`).
+        A metric of the same name is replaced."""
+        with self._lock:
+            self._specs = [(s, o) for s, o in self._specs if s.name != spec.name] + [(spec, owner)]
+            self._last.pop(spec.name, None)
+            self._pub.register_metric(spec.name, spec.unit, spec.description)
+        self._wake_soon()
+
+    def remove(self, name: str) -> bool:
+        """Stop sampling a metric and withdraw it from `STAT?`, from any thread; False if unknown."""
+        key = name.upper()
+        with self._lock:
+            self._specs = [(s, o) for s, o in self._specs if s.name != key]
+            self._last.pop(key, None)
+            return self._pub.unregister_metric(key)
+
+    def _wake_soon(self) -> None:
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._wake.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nothing left to wake
+                self._loop.call_soon_threadsafe(self._wake.set)
 
     async def _sample(self, spec: MetricSpec, owner: Any) -> None:
         args = (owner,) if owner is not None else ()

@@ -103,6 +103,16 @@ class MonitoringPublisher:
         if b"STAT?" in self._subs:
             self._notify("STAT")
 
+    def unregister_metric(self, name: str) -> bool:
+        """Withdraw a metric from the `STAT?` list (announced if it was there); False if unknown."""
+        key = name.upper()
+        self.units.pop(key, None)
+        if self.stat_topics.pop(key, None) is None:
+            return False
+        if b"STAT?" in self._subs:
+            self._notify("STAT")
+        return True
+
     # -- producers (any thread) -------------------------------------------------------------------
 
     def wants(self, topic: bytes) -> bool:

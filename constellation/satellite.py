@@ -19,13 +19,14 @@ import contextlib
 import importlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import zmq
 import zmq.asyncio
 
+from protocols import cmdp
 from protocols.chirp import ServiceId
 from protocols.names import canonical_name
 from protocols.states import Role, State
@@ -39,7 +40,7 @@ from .framework import read_autonomy
 from .fsm import Snapshot, StateMachine
 from .heartbeat import HeartbeatPublisher
 from .lifecycle import HookResult, TransitionRunner, call_hook, inline_hook
-from .metrics import BUILTIN, MetricScheduler, collect_metrics
+from .metrics import BUILTIN, DEFAULT_METRIC_STATES, MetricScheduler, MetricSpec, collect_metrics
 from .monitoring import CmdpLogHandler, MonitoringPublisher
 from .peer_events import PeerEvent, PeerMonitor, apply_legacy_event
 from .peers.conditions import Conditions
@@ -184,7 +185,32 @@ class Satellite:
     # -- metrics API -------------------------------------------------------------------------------
 
     def register_metric(self, name: str, unit: str = "", description: str = "") -> None:
+        """Announce a metric on `STAT?` (its values come from `stat`)."""
         self._mon.register_metric(name, unit, description)
+
+    def register_scheduled_metric(
+        self,
+        name: str,
+        unit: str,
+        description: str,
+        interval: float,
+        value_cb: Callable[[], Any],
+        allowed_states: Iterable[State] | None = DEFAULT_METRIC_STATES,
+    ) -> None:
+        """1.0.2's call: sample `value_cb()` every `interval` s while subscribed, like an `@metric`
+        method (sync callbacks in a worker thread; None sends nothing). From any thread, once started;
+        replaces a scheduled metric of the same name. ValueError or EncodeError for what `@metric`
+        refuses."""
+        states = None if allowed_states is None else frozenset(allowed_states)
+        self._metrics.add(MetricSpec(name.upper(), unit, interval, description, value_cb, states))
+
+    def unregister_metric(self, name: str) -> None:
+        """Stop a scheduled metric and withdraw any metric from `STAT?` (1.0.2; unknown names: nothing)."""
+        self._metrics.remove(name)
+
+    def should_stat(self, name: str) -> bool:
+        """True if someone subscribed to this metric (1.0.2): skip computing a value nobody reads."""
+        return self._mon.wants(cmdp.metric_topic(name.upper()))
 
     def stat(self, name: str, value: Any, unit: str | None = None) -> None:
         """Send a one-off metric value (thread-safe; only if someone subscribed). An unregistered name
