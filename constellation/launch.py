@@ -6,8 +6,11 @@ this first, with the standard library and `protocols.chirp` only:
 
 1. `Prebound` binds and listens on the three TCP ports (CONTROL, HEARTBEAT, MONITORING). The kernel
    accepts connections into the listen backlog from then on.
-2. `EarlyOffer` sends the CHIRP OFFERs for those ports, exactly the beacons the runtime's discovery sends,
-   and answers REQUESTs for them until the runtime's discovery runs.
+2. `EarlyOffer` sends the CHIRP OFFERs for CONTROL and MONITORING, exactly the beacons the runtime's
+   discovery sends, and answers REQUESTs for them until the runtime's discovery runs. HEARTBEAT is
+   offered by the runtime, once it beats: a 1.0.2 peer that subscribes to an offered heartbeat counts
+   missed beats from then on (3 lives of 1.5 x 2 s), and would declare a satellite whose type takes
+   ~9 s to import DEAD and interrupt its own run.
 3. The runtime starts; its ZeroMQ sockets adopt the listening descriptors (``ZMQ_USE_FD``, the
    socket-activation option of libzmq) instead of binding their own, and serve whatever connected in
    the meantime: a controller that connected and sent a command on the early OFFER gets its reply as
@@ -42,6 +45,7 @@ from protocols.errors import DecodeError
 from .discovery.sockets import recv_socket, send_socket
 
 __all__ = [
+    "EARLY",
     "SERVICES",
     "EarlyOffer",
     "ExitSignals",
@@ -51,6 +55,8 @@ __all__ = [
     "scan_entry_point",
 ]
 
+#: The ports offered before the runtime runs (see step 2 above).
+EARLY = ("cmd", "mon")
 #: The satellite's port keys and the CHIRP services they are offered as.
 SERVICES: Mapping[str, ServiceId] = {
     "cmd": ServiceId.CONTROL,
@@ -271,8 +277,8 @@ def announce(
     offer: bool,
     interfaces: Sequence[str] | None,
 ) -> tuple[Prebound | None, EarlyOffer | None]:
-    """Bind the ports and, if `offer` (CHIRP is on), offer them at once on the `interfaces`' addresses;
-    OSError (naming the port) if one is in use.
+    """Bind the ports and, if `offer` (CHIRP is on), offer the `EARLY` ones at once on the `interfaces`'
+    addresses; OSError (naming the port) if one is in use.
 
     Nothing is pre-bound for a bind address libzmq resolves itself (an interface or host name); nothing
     is offered early when the interfaces cannot be resolved here (the runtime reports that error).
@@ -287,7 +293,8 @@ def announce(
     from .discovery.interfaces import select_addresses
 
     try:
-        early = EarlyOffer(group, canonical_name, select_addresses(interfaces), prebound.ports)
+        ports = {key: port for key, port in prebound.ports.items() if key in EARLY}
+        early = EarlyOffer(group, canonical_name, select_addresses(interfaces), ports)
     except (DiscoveryError, OSError):
         return prebound, None
     return prebound, early
