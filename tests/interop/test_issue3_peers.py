@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,11 @@ import pytest
 
 from protocols import HeartbeatFlags, State, chp
 from tests.fuzz.support import Client, HeartbeatSub, json_lines, start_sputnik, wait_json
-from tests.harness import free_tcp_port
+from tests.harness import free_tcp_port, holds_for
 from tests.interop.oracle_scripts import SCRIPTS
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.timeout(120)]
+LAUNCH_VARIANTS = str(Path(__file__).parents[1] / "runtime" / "launch_variants.py")
 
 
 def test_cdaq_mariner_subscribes_to_our_heartbeats_and_interrupts_on_our_error(
@@ -112,3 +114,32 @@ def test_cdaq_monitor_receives_our_logs_metrics_and_notifications(
         assert levels <= {"INFO", "STATUS"}, levels
     finally:
         ours.close()
+
+
+@pytest.mark.slow  # 15 s of watching; the default suite checks the cause (tests/runtime/test_launch_netns.py)
+def test_cdaq_mariner_keeps_running_while_our_satellite_type_loads_slowly(
+    cdaq_python: Path, spawn, group: str
+) -> None:
+    """Our HEARTBEAT is offered only once we beat. When `satellite-run` offered it before loading the
+    satellite type, a 1.0.2 Mariner in RUN counted our missing beats and interrupted itself 9.1 s after
+    a satellite whose type hangs in its import had started (measured before b474ddf)."""
+    mariner_port = free_tcp_port()
+    spawn(
+        str(cdaq_python.with_name("SatelliteMariner")),
+        "-g", group, "-n", "Peer", "-i", "lo", "--cmd-port", str(mariner_port),
+    )  # fmt: skip
+    mariner = Client(mariner_port)
+    try:
+        mariner.wait_state(State.NEW, timeout=20)
+        for command, payload, state in (("initialize", {}, State.INIT), ("launch", None, State.ORBIT),
+                                        ("start", "r1", State.RUN)):  # fmt: skip
+            assert mariner.call(command, payload).verb == "transitioning"
+            mariner.wait_state(state)
+        spawn(sys.executable, LAUNCH_VARIANTS, "slow-load", "-n", "Slow", "-g", group, ready="^LOADING$")
+
+        def running() -> None:
+            assert mariner.state() is State.RUN, mariner.call("get_status").verb
+
+        holds_for(running, 15, interval=0.5)  # 3 lives of 1.5 x 2 s, with a margin
+    finally:
+        mariner.close()
