@@ -42,6 +42,7 @@ from .monitoring import MonitoringPublisher
 __all__ = [
     "DEFAULT_METRIC_STATES",
     "MIN_INTERVAL",
+    "MetricCalls",
     "MetricScheduler",
     "MetricSpec",
     "collect_metrics",
@@ -243,3 +244,59 @@ class MetricScheduler:
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+
+class MetricCalls:
+    """The metric calls of a satellite's API (1.0.2's names), valid at any time: made before the
+    satellite started (1.0.2 satellites register metrics in `__init__`), they are checked at once and
+    carried out by `attach`, at the start."""
+
+    def __init__(self) -> None:
+        self._early: list[Callable[[], object]] | None = []
+        self._pub: MonitoringPublisher | None = None
+        self._scheduler: MetricScheduler | None = None
+
+    def attach(self, publisher: MonitoringPublisher, scheduler: MetricScheduler) -> None:
+        self._pub, self._scheduler = publisher, scheduler
+        early, self._early = self._early or [], None
+        for call in early:
+            call()
+
+    def register_metric(self, name: str, unit: str, description: str) -> None:
+        for what, text in (("name", name), ("unit", unit), ("description", description)):
+            cmdp.check_metric_text(what, text, empty=what != "name")
+        self._now_or_at_start(lambda pub, _: pub.register_metric(name, unit, description))
+
+    def register_scheduled_metric(
+        self,
+        name: str,
+        unit: str,
+        description: str,
+        interval: float,
+        value_cb: Callable[[], Any],
+        allowed_states: Iterable[State] | None,
+    ) -> None:
+        states = None if allowed_states is None else frozenset(allowed_states)
+        spec = MetricSpec(name.upper(), unit, interval, description, value_cb, states)
+        self._now_or_at_start(lambda _, scheduler: scheduler.add(spec))
+
+    def unregister_metric(self, name: str) -> None:
+        self._now_or_at_start(lambda _, scheduler: scheduler.remove(name))
+
+    def should_stat(self, name: str) -> bool:
+        pub = self._pub
+        return pub is not None and pub.wants(cmdp.metric_topic(name.upper()))
+
+    def stat(self, name: str, value: Any, unit: str | None) -> None:
+        if self._pub is not None:
+            self._pub.stat(name, value, unit, announce=True)
+        elif value is not None:  # not started: nobody can have subscribed; announced at the start
+            cmdp.check_metric_value(value)
+            self.register_metric(name, unit or "", "")
+
+    def _now_or_at_start(self, call: Callable[[MonitoringPublisher, MetricScheduler], object]) -> None:
+        pub, scheduler = self._pub, self._scheduler
+        if pub is not None and scheduler is not None:
+            call(pub, scheduler)
+        elif self._early is not None:
+            self._early.append(lambda: self._now_or_at_start(call))

@@ -26,7 +26,6 @@ from typing import Any, ClassVar
 import zmq
 import zmq.asyncio
 
-from protocols import cmdp
 from protocols.chirp import ServiceId
 from protocols.names import canonical_name
 from protocols.states import Role, State
@@ -40,7 +39,7 @@ from .framework import read_autonomy
 from .fsm import Snapshot, StateMachine
 from .heartbeat import HeartbeatPublisher
 from .lifecycle import HookResult, TransitionRunner, call_hook, inline_hook
-from .metrics import BUILTIN, DEFAULT_METRIC_STATES, MetricScheduler, MetricSpec, collect_metrics
+from .metrics import BUILTIN, DEFAULT_METRIC_STATES, MetricCalls, MetricScheduler, collect_metrics
 from .monitoring import CmdpLogHandler, MonitoringPublisher
 from .peer_events import PeerEvent, PeerMonitor, apply_legacy_event
 from .peers.conditions import Conditions
@@ -130,6 +129,7 @@ class Satellite:
         self._handler: CmdpLogHandler | None = None
         self._discovery: Any = None
         self._executor: ThreadPoolExecutor | None = None
+        self._metric_api = MetricCalls()
 
     # -- author hooks (defaults behave like 1.0.2) ---------------------------------------------------
 
@@ -185,8 +185,8 @@ class Satellite:
     # -- metrics API -------------------------------------------------------------------------------
 
     def register_metric(self, name: str, unit: str = "", description: str = "") -> None:
-        """Announce a metric on `STAT?` (its values come from `stat`)."""
-        self._mon.register_metric(name, unit, description)
+        """Announce a metric on `STAT?` (its values come from `stat`). Any time, `__init__` included."""
+        self._metric_api.register_metric(name, unit, description)
 
     def register_scheduled_metric(
         self,
@@ -198,25 +198,26 @@ class Satellite:
         allowed_states: Iterable[State] | None = DEFAULT_METRIC_STATES,
     ) -> None:
         """1.0.2's call: sample `value_cb()` every `interval` s while subscribed, like an `@metric`
-        method (sync callbacks in a worker thread; None sends nothing). From any thread, once started;
-        replaces a scheduled metric of the same name. ValueError or EncodeError for what `@metric`
-        refuses."""
-        states = None if allowed_states is None else frozenset(allowed_states)
-        self._metrics.add(MetricSpec(name.upper(), unit, interval, description, value_cb, states))
+        method (sync callbacks in a worker thread; None sends nothing). Any time (`__init__`, a hook's
+        thread); replaces a scheduled metric of the same name. ValueError or EncodeError for what
+        `@metric` refuses."""
+        self._metric_api.register_scheduled_metric(
+            name, unit, description, interval, value_cb, allowed_states
+        )
 
     def unregister_metric(self, name: str) -> None:
         """Stop a scheduled metric and withdraw any metric from `STAT?` (1.0.2; unknown names: nothing)."""
-        self._metrics.remove(name)
+        self._metric_api.unregister_metric(name)
 
     def should_stat(self, name: str) -> bool:
         """True if someone subscribed to this metric (1.0.2): skip computing a value nobody reads."""
-        return self._mon.wants(cmdp.metric_topic(name.upper()))
+        return self._metric_api.should_stat(name)
 
     def stat(self, name: str, value: Any, unit: str | None = None) -> None:
         """Send a one-off metric value (thread-safe; only if someone subscribed). An unregistered name
         is registered (and announced on `STAT?`) with the first value the wire can carry; None sends
         nothing; a value, name or unit the wire cannot carry is an `EncodeError` (nothing announced)."""
-        self._mon.stat(name, value, unit, announce=True)
+        self._metric_api.stat(name, value, unit)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -287,6 +288,7 @@ class Satellite:
         specs = [(s, None) for s in BUILTIN] + [(s, self) for s in collect_metrics(type(self)).values()]
         self._metrics = MetricScheduler(self._mon, self.fsm, specs, self._mntr_log, self._executor)
         self._mon.on_subscriptions = self._metrics.wake
+        self._metric_api.attach(self._mon, self._metrics)
         self._hb = HeartbeatPublisher(
             hb,
             self.name,

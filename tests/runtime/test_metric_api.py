@@ -97,3 +97,39 @@ async def test_what_at_metric_refuses_register_scheduled_metric_refuses(make_sat
         sat.register_scheduled_metric("X", "", "", -1, lambda: 1)
     with pytest.raises(ValueError):
         sat.register_scheduled_metric("", "", "", 1, lambda: 1)
+
+
+class InInit(Satellite):
+    """1.0.2's own Satellite registers CPU_LOAD_AVG and MEM_AVAIL this way: in `__init__`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register_scheduled_metric("early", "s", "From __init__.", 0.1, lambda: 7, None)
+        self.register_metric("manual", "A", "Sent by stat.")
+        self.register_scheduled_metric("gone", "", "Withdrawn before the start.", 0.1, lambda: 0, None)
+        self.unregister_metric("gone")
+        assert not self.should_stat("early")  # nobody can have subscribed yet
+        self.stat("counted", 1, "n")  # sends nothing yet, announces the name at the start
+
+
+async def test_metrics_registered_before_the_start_are_announced_and_sampled(make_satellite, zctx) -> None:
+    sat = await make_satellite(InInit)
+    sub = await monitor_sub(zctx, sat, b"STAT?", b"STAT/EARLY")
+    note = await sub.until(_note(lambda t: "EARLY" in t))
+    assert (note.topics["EARLY"], note.topics["MANUAL"], note.topics["COUNTED"]) == (
+        "From __init__.",
+        "Sent by stat.",
+        "",
+    )
+    assert "GONE" not in note.topics
+    value = await sub.until(_metric("EARLY"))  # allowed in every state: sampled in NEW
+    assert (value.value, value.unit) == (7, "s")
+    assert sat.should_stat("early")
+
+
+def test_what_the_wire_cannot_carry_is_refused_before_the_start() -> None:
+    sat = Satellite("T", "tgroup", bind="127.0.0.1", discovery=())
+    with pytest.raises(ValueError):
+        sat.register_metric("", "", "")
+    with pytest.raises(ValueError):
+        sat.stat("X", object())
