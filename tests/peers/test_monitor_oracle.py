@@ -67,9 +67,21 @@ async def test_mariner_tracked_and_sigkill_lost_within_1s(cdaq_python: Path, wat
 async def test_mariner_shutdown_is_departed_not_lost(cdaq_python: Path, watching, spawn, group):
     """1.0.2 closes its heartbeat socket and sends DEPART from different threads: the grace covers it."""
     w = await watching()
-    mariner = spawn(str(cdaq_python.with_name("SatelliteMariner")), "-g", group, "-n", "Leaver", "-i", "lo")
+    spawn(str(cdaq_python.with_name("SatelliteMariner")), "-g", group, "-n", "Leaver", "-i", "lo")
     await eventually(lambda: w.monitor.state_of("Mariner.Leaver") is State.NEW, timeout=20)
-    mariner.signal(signal.SIGINT)
+    control = await eventually(
+        lambda: [s for s in w.discovery.services(ServiceId.CONTROL) if s.name in (None, "Mariner.Leaver")],
+        timeout=10,
+    )
+    # An orderly exit by command: 1.0.2 sends DEPART after a SIGINT only where its main thread takes
+    # the KeyboardInterrupt in the task loop's `try`, not still in __init__ (its heartbeats, which made
+    # it NEW here, start before that ends) nor in the `except Empty:` clause's 10 ms sleep.
+    ctx = zmq.asyncio.Context()
+    try:
+        reply = await _command(ctx, control[0].endpoint, "shutdown")
+        assert reply.verb_type is cscp.VerbType.SUCCESS, reply
+    finally:
+        ctx.destroy(linger=0)
     ev = await w.events.first("Mariner.Leaver", EventKind.DEPARTED, timeout=10)
     assert not w.events.of("Mariner.Leaver", EventKind.LOST), w.events.seen
     assert ev.state is State.DEAD
