@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, TypeVar
 
 from protocols import EncodeError, cmdp
@@ -47,6 +48,7 @@ __all__ = [
     "MetricSpec",
     "collect_metrics",
     "metric",
+    "metric_states",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,6 +64,35 @@ DEFAULT_METRIC_STATES = frozenset(State) - {
     State.ERROR,
     State.DEAD,
 }
+
+
+_STATE_NAMES = {state.name.casefold(): state for state in State}
+
+
+def metric_states(states: Iterable[object] | None, name: str = "") -> frozenset[State] | None:
+    """`allowed_states` as ported code gives them: our `State`s, 1.0.2's `SatelliteState`s (a plain Enum,
+    hashed by name: never equal to ours), or state names; None for every state. ValueError for anything
+    else (a single name instead of a list included), where it is given."""
+    if states is None:
+        return None
+    if isinstance(states, str | bytes):
+        raise ValueError(f"metric {name}: allowed_states must be a list of states, got {states!r}")
+    found: set[State] = set()
+    for item in states:
+        state: State | None = None
+        if isinstance(item, State):
+            state = item
+        elif isinstance(item, str):
+            state = _STATE_NAMES.get(item.casefold())
+        elif isinstance(item, Enum):  # 1.0.2's SatelliteState: same names, same wire codes
+            ours = State.__members__.get(item.name)
+            state = ours if ours is not None and ours.value == item.value else None
+        elif type(item) is int:  # a wire code
+            state = State._value2member_map_.get(item)  # type: ignore[assignment]
+        if state is None:
+            raise ValueError(f"metric {name}: allowed_states: {item!r} is not a satellite state")
+        found.add(state)
+    return frozenset(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,15 +134,9 @@ def metric(
     """Declare a satellite method as a periodic metric sampled every `interval` seconds."""
 
     def decorate(f: F) -> F:
-        spec = MetricSpec(
-            (name or f.__name__).upper(),
-            unit,
-            interval,
-            (f.__doc__ or "").strip(),
-            f,
-            frozenset(allowed_states) if allowed_states is not None else None,
-            blocking,
-        )
+        key = (name or f.__name__).upper()
+        doc = (f.__doc__ or "").strip()
+        spec = MetricSpec(key, unit, interval, doc, f, metric_states(allowed_states, key), blocking)
         setattr(f, _ATTR, spec)
         return f
 
@@ -163,6 +188,10 @@ class MetricScheduler:
         self._pub = publisher
         self._fsm = fsm
         self._specs = list(specs)
+        self._initial = tuple(self._specs)  # what `reset` goes back to: built-in and `@metric` ones
+        #: name -> the spec sampled under it now; a round's snapshot entry that is no longer here (removed
+        #: or replaced from another thread meanwhile) is skipped, and its sample in flight not sent
+        self._current = {spec.name: spec for spec, _ in self._specs}
         self._last: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._log = logger or logging.LoggerAdapter(log, {})
@@ -178,17 +207,39 @@ class MetricScheduler:
         A metric of the same name is replaced."""
         with self._lock:
             self._specs = [(s, o) for s, o in self._specs if s.name != spec.name] + [(spec, owner)]
+            self._current[spec.name] = spec
             self._last.pop(spec.name, None)
             self._pub.register_metric(spec.name, spec.unit, spec.description)
         self._wake_soon()
 
     def remove(self, name: str) -> bool:
-        """Stop sampling a metric and withdraw it from `STAT?`, from any thread; False if unknown."""
+        """Stop sampling a metric and withdraw it from `STAT?`, from any thread; False if unknown. Once
+        this returns, no value of it is sent (not even one sampled before)."""
         key = name.upper()
         with self._lock:
             self._specs = [(s, o) for s, o in self._specs if s.name != key]
+            self._current.pop(key, None)
             self._last.pop(key, None)
             return self._pub.unregister_metric(key)
+
+    def reset(self) -> None:
+        """Back to the periodic metrics it was built with (1.0.2's `reset_metrics`), from any thread:
+        those added are no longer sampled, those removed or replaced are sampled (and announced) again.
+        Other `STAT?` entries are the caller's business (`MetricCalls.reset_metrics`)."""
+        with self._lock:
+            current = {spec.name: spec for spec, _ in self._initial}
+            for name in self._current.keys() | current.keys():
+                if self._current.get(name) is not current.get(name):
+                    self._last.pop(name, None)
+            self._specs, self._current = list(self._initial), current
+            pub = self._pub
+            for spec in current.values():
+                if (
+                    pub.stat_topics.get(spec.name) != spec.description
+                    or pub.units.get(spec.name) != spec.unit
+                ):
+                    pub.register_metric(spec.name, spec.unit, spec.description)
+        self._wake_soon()
 
     def _wake_soon(self) -> None:
         try:
@@ -216,7 +267,9 @@ class MetricScheduler:
             self._log.critical("Could not get metric %s: %r", spec.name, exc)
             return
         try:  # None sends nothing (currently unavailable, 1.0.2); a value the wire cannot carry raises
-            self._pub.stat(spec.name, value, spec.unit)
+            with self._lock:  # not once `remove` has returned (nor for a replaced spec)
+                if self._current.get(spec.name) is spec:
+                    self._pub.stat(spec.name, value, spec.unit)
         except EncodeError as exc:
             self._log.critical("Could not get metric %s: %r", spec.name, exc)
 
@@ -227,6 +280,8 @@ class MetricScheduler:
             next_due = now + 3600.0
             state = self._fsm.state
             for spec, owner in tuple(self._specs):  # `add` may replace the list while a sample awaits
+                if self._current.get(spec.name) is not spec:  # removed or replaced since the snapshot
+                    continue
                 if not self._pub.wants(cmdp.metric_topic(spec.name)):
                     self._last.pop(spec.name, None)
                     continue
@@ -246,21 +301,29 @@ class MetricScheduler:
                 pass
 
 
+_Call = Callable[[MonitoringPublisher, "MetricScheduler"], object]
+
+
 class MetricCalls:
-    """The metric calls of a satellite's API (1.0.2's names), valid at any time: made before the
-    satellite started (1.0.2 satellites register metrics in `__init__`), they are checked at once and
-    carried out by `attach`, at the start."""
+    """The metric calls of a satellite's API (1.0.2's names), valid at any time and from any thread: made
+    before the satellite started (1.0.2 satellites register metrics in `__init__`), they are checked at
+    once and carried out by `attach`, at the start, in order, before any call made meanwhile."""
 
     def __init__(self) -> None:
-        self._early: list[Callable[[], object]] | None = []
+        self._lock = threading.Lock()  # `attach` against calls from threads an `__init__` started
+        self._early: list[_Call] | None = []
         self._pub: MonitoringPublisher | None = None
         self._scheduler: MetricScheduler | None = None
+        self._runtime: dict[str, tuple[str, str]] = {}  # the STAT? entries at `attach`: name -> (unit, desc)
 
     def attach(self, publisher: MonitoringPublisher, scheduler: MetricScheduler) -> None:
-        self._pub, self._scheduler = publisher, scheduler
-        early, self._early = self._early or [], None
-        for call in early:
-            call()
+        with self._lock:
+            self._runtime = {k: (publisher.units.get(k, ""), d) for k, d in publisher.stat_topics.items()}
+            early, self._early = self._early or [], None
+            for call in early:
+                call(publisher, scheduler)
+            # set last, under the lock: a call that finds them set runs after the early ones
+            self._pub, self._scheduler = publisher, scheduler
 
     def register_metric(self, name: str, unit: str, description: str) -> None:
         for what, text in (("name", name), ("unit", unit), ("description", description)):
@@ -274,29 +337,58 @@ class MetricCalls:
         description: str,
         interval: float,
         value_cb: Callable[[], Any],
-        allowed_states: Iterable[State] | None,
+        allowed_states: Iterable[object] | None,
     ) -> None:
-        states = None if allowed_states is None else frozenset(allowed_states)
-        spec = MetricSpec(name.upper(), unit, interval, description, value_cb, states)
+        key = name.upper()
+        states = metric_states(allowed_states, key)
+        spec = MetricSpec(key, unit, interval, description, value_cb, states)
         self._now_or_at_start(lambda _, scheduler: scheduler.add(spec))
 
     def unregister_metric(self, name: str) -> None:
         self._now_or_at_start(lambda _, scheduler: scheduler.remove(name))
+
+    def reset_metrics(self) -> None:
+        """1.0.2's `reset_metrics`: withdraw every metric registered through these calls (or `stat`);
+        the runtime's own (STATE, RUN_ID, ..., built-in and `@metric` ones) are kept, or restored if
+        withdrawn or replaced. (1.0.2 also withdraws its own STATE and RUN_ID, and stops sampling
+        CPU_LOAD_AVG and MEM_AVAIL: not copied.)"""
+        self._now_or_at_start(self._reset)
+
+    def _reset(self, pub: MonitoringPublisher, scheduler: MetricScheduler) -> None:
+        scheduler.reset()
+        for name in [n for n in pub.stat_topics if n not in self._runtime]:
+            pub.unregister_metric(name)
+        for name, (unit, description) in self._runtime.items():
+            if (pub.units.get(name), pub.stat_topics.get(name)) != (unit, description):
+                pub.register_metric(name, unit, description)
 
     def should_stat(self, name: str) -> bool:
         pub = self._pub
         return pub is not None and pub.wants(cmdp.metric_topic(name.upper()))
 
     def stat(self, name: str, value: Any, unit: str | None) -> None:
-        if self._pub is not None:
-            self._pub.stat(name, value, unit, announce=True)
+        pub = self._pub
+        if pub is not None:
+            pub.stat(name, value, unit, announce=True)
         elif value is not None:  # not started: nobody can have subscribed; announced at the start
             cmdp.check_metric_value(value)
-            self.register_metric(name, unit or "", "")
+            cmdp.check_metric_text("name", name, empty=False)
+            cmdp.check_metric_text("unit", unit or "")
 
-    def _now_or_at_start(self, call: Callable[[MonitoringPublisher, MetricScheduler], object]) -> None:
+            def announce(pub: MonitoringPublisher, _: MetricScheduler) -> None:
+                if name.upper() not in pub.stat_topics:  # as after the start: a registered one keeps
+                    pub.register_metric(name, unit or "", "")  # its description and unit
+
+            self._now_or_at_start(announce)
+
+    def _now_or_at_start(self, call: _Call) -> None:
         pub, scheduler = self._pub, self._scheduler
-        if pub is not None and scheduler is not None:
-            call(pub, scheduler)
-        elif self._early is not None:
-            self._early.append(lambda: self._now_or_at_start(call))
+        if pub is None or scheduler is None:
+            with self._lock:
+                if self._early is not None:
+                    self._early.append(call)
+                    return
+                pub, scheduler = self._pub, self._scheduler  # attached meanwhile: set before the lock
+            assert pub is not None, "attached"
+            assert scheduler is not None, "attached"
+        call(pub, scheduler)
