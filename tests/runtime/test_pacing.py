@@ -174,13 +174,31 @@ async def test_after_a_loop_hiccup_the_producer_is_paced_again_as_soon_as_the_se
                 await asyncio.sleep(0.001)
                 lags.append(loop.time() - t - 0.001)
 
+        # What each batch of the sender meets: records dropped meanwhile, and producer waits that ran out.
+        batches: list[tuple[int, int]] = []
+        flush = mon._flush
+
+        def counted_flush(limit: int) -> None:
+            dropped, timeouts = mon.dropped, mon._pacer.timeouts
+            flush(limit)
+            batches.append((mon.dropped - dropped, mon._pacer.timeouts - timeouts))
+
+        monkeypatch.setattr(mon, "_flush", counted_flush)
         tick = asyncio.create_task(ticker())
         await asyncio.to_thread(burst)
         tick.cancel()
         assert mon._pacer.timeouts >= 1  # the hiccup happened as intended
         worst = sorted(lags)[-3:]
         stalls = f"the loop's longest stalls: {[round(x * 1000) for x in worst]} ms"
-        assert (mon.dropped, max(lags) < 0.1) == (0, True), f"{mon.dropped} of {n} dropped; {stalls}"
+        assert max(lags) < 0.1, stalls
+        # The producer is paced again as soon as the sender runs: no batch is sent against a producer
+        # that does not wait (before: thousands of records dropped during the first batch after the
+        # hiccup). Records may be dropped, and are counted, only while the sender does not send: after
+        # the hiccup until the loop is back at its next batch (a few switch intervals, ~200 records
+        # here; more on a loaded machine), or in a batch during which the OS did not run the loop for a
+        # whole wait (a wait ran out in it). One may be the producer's call in flight as a batch starts.
+        unpaced = [dropped for dropped, timeouts in batches if dropped > 1 and not timeouts]
+        assert not unpaced, f"records dropped during batches in which every wait was met: {unpaced[:5]}"
         sub.close()
 
 
