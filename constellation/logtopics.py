@@ -24,10 +24,12 @@ _components: dict[str, str] = {}
 
 def logger_component(name: str) -> str:
     """The log topic of a logger without a `component`: its layer's for the runtime's own loggers
-    (`RUNTIME_TOPICS`), else the last part of its name (`satellites.sputnik` -> `sputnik`)."""
+    (`RUNTIME_TOPICS`), else the last part of its name as the CMDP handler sends it (`satellites.sputnik`
+    -> `SPUTNIK`, `vendor.psu-2` -> `PSU2`: `monitoring.topic_component`), so the console shows that."""
     component = _components.get(name)
     if component is None:
-        component = name.rpartition(".")[2]
+        last = name.rpartition(".")[2].upper()
+        component = "".join(c for c in last if c.isalnum() or c == "_") or "LOG"
         for prefix, topic in RUNTIME_TOPICS:
             if name == prefix or name.startswith(prefix + "."):
                 component = topic
