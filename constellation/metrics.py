@@ -318,7 +318,8 @@ class MetricCalls:
 
     def attach(self, publisher: MonitoringPublisher, scheduler: MetricScheduler) -> None:
         with self._lock:
-            self._runtime = {k: (publisher.units.get(k, ""), d) for k, d in publisher.stat_topics.items()}
+            topics = dict(publisher.stat_topics)  # one C-level copy: other threads may register
+            self._runtime = {k: (publisher.units.get(k, ""), d) for k, d in topics.items()}
             early, self._early = self._early or [], None
             for call in early:
                 call(publisher, scheduler)
@@ -356,7 +357,7 @@ class MetricCalls:
 
     def _reset(self, pub: MonitoringPublisher, scheduler: MetricScheduler) -> None:
         scheduler.reset()
-        for name in [n for n in pub.stat_topics if n not in self._runtime]:
+        for name in [n for n in list(pub.stat_topics) if n not in self._runtime]:  # (copied at once)
             pub.unregister_metric(name)
         for name, (unit, description) in self._runtime.items():
             if (pub.units.get(name), pub.stat_topics.get(name)) != (unit, description):

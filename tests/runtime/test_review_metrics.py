@@ -257,3 +257,18 @@ async def test_no_value_is_sent_after_unregister_metric_returned(make_satellite,
         got.append(await sub.next())
     assert [m.name for m in got if isinstance(m, cmdp.Metric)] == ["MARK"]
     assert later_calls == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="satellite.py: 1.0.2 names the argument metric_name in stat, unregister_metric and "
+    "should_stat (review finding M7)",
+)
+async def test_1_0_2_keyword_names_are_accepted(make_satellite) -> None:
+    sat = await make_satellite()
+    sat.register_metric("KW", "", "")
+    sat.stat(metric_name="KW", value=1)  # type: ignore[call-arg]
+    assert not sat.should_stat(metric_name="KW")  # type: ignore[call-arg]
+    sat.unregister_metric(metric_name="KW")  # type: ignore[call-arg]
+    assert "KW" not in sat._mon.stat_topics
