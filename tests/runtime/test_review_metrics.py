@@ -272,3 +272,21 @@ async def test_1_0_2_keyword_names_are_accepted(make_satellite) -> None:
     assert not sat.should_stat(metric_name="KW")  # type: ignore[call-arg]
     sat.unregister_metric(metric_name="KW")  # type: ignore[call-arg]
     assert "KW" not in sat._mon.stat_topics
+
+
+def test_calls_from_a_hook_thread_after_the_loop_closed_raise_nothing() -> None:
+    """A hook thread still running when the satellite's loop has closed (a stuck hook at shutdown)."""
+
+    async def run() -> Satellite:
+        sat = Satellite("Closing", "tgroup", bind="127.0.0.1", discovery=())
+        await sat.start()
+        await sat.aclose()
+        return sat
+
+    sat = asyncio.run(run())  # the loop is closed when this returns
+    sat.register_scheduled_metric("AFTER", "", "", 1, lambda: 1, None)
+    sat.register_metric("AFTER2", "", "")
+    sat.stat("AFTER3", 1)
+    sat.unregister_metric("AFTER")
+    sat._metric_api.reset_metrics()
+    assert not sat.should_stat("AFTER2")
