@@ -7,10 +7,13 @@ this first, with the standard library and `protocols.chirp` only:
 1. `Prebound` binds and listens on the three TCP ports (CONTROL, HEARTBEAT, MONITORING). The kernel
    accepts connections into the listen backlog from then on.
 2. `EarlyOffer` sends the CHIRP OFFERs for CONTROL and MONITORING, exactly the beacons the runtime's
-   discovery sends, and answers REQUESTs for them until the runtime's discovery runs. HEARTBEAT is
-   offered by the runtime, once it beats: a 1.0.2 peer that subscribes to an offered heartbeat counts
-   missed beats from then on (3 lives of 1.5 x 2 s), and would declare a satellite whose type takes
-   ~9 s to import DEAD and interrupt its own run.
+   discovery sends, and answers REQUESTs for them until the runtime's discovery runs. HEARTBEAT follows
+   once the satellite type is loaded and constructed, just before the satellite starts (and beats):
+   a 1.0.2 peer that subscribes to an offered heartbeat counts missed beats from then on (3 lives of
+   1.5 x 2 s), and would declare a satellite whose type takes ~9 s to load DEAD and interrupt its own
+   run. It must not come later either: a 1.0.2 controller that got our `get_state` reply waits 1 s for
+   our HEARTBEAT offer, then never follows our heartbeats; the runtime's own discovery offers it only
+   after importing the discovery stack, with the command socket already answering.
 3. The runtime starts; its ZeroMQ sockets adopt the listening descriptors (``ZMQ_USE_FD``, the
    socket-activation option of libzmq) instead of binding their own, and serve whatever connected in
    the meantime: a controller that connected and sent a command on the early OFFER gets its reply as
@@ -155,6 +158,14 @@ class EarlyOffer:
     @property
     def open(self) -> bool:
         return bool(self._socks)
+
+    def offer(self, ports: Mapping[str, int]) -> None:
+        """Offer more ports (by key) now; REQUESTs for them are answered from now on, and `withdraw`
+        departs them with the others."""
+        added = {SERVICES[key]: port for key, port in ports.items()}
+        self._offers = {**self._offers, **added}  # a new map: the answering thread may iterate the old
+        for service in added:
+            self._emit(MessageType.OFFER, service)
 
     def withdraw(self) -> None:
         """DEPART every early offer (the start failed) and close; no OFFER can follow the DEPARTs."""

@@ -143,6 +143,22 @@ def test_early_offer_sends_the_runtime_beacons_and_withdraw_departs_them() -> No
             assert b.host_id == chirp.host_id("sputnik.one")
 
 
+def test_early_offer_offers_more_and_withdraw_departs_them_too() -> None:
+    """`satellite-run` offers HEARTBEAT once the satellite is constructed, just before its start."""
+    with _unicast_receiver() as rx:
+        early = EarlyOffer("Grp", "Sputnik.One", ["127.0.0.1"], {"cmd": 40001}, target=rx.getsockname())
+        assert chirp.decode(rx.recv(64)).service is ServiceId.CONTROL
+        early.offer({"hb": 40002})
+        hb = chirp.decode(rx.recv(64))
+        assert (hb.type, hb.service, hb.port) == (MessageType.OFFER, ServiceId.HEARTBEAT, 40002)
+        early.withdraw()
+        departs = [chirp.decode(rx.recv(64)) for _ in range(2)]
+    assert {(b.type, b.service, b.port) for b in departs} == {
+        (MessageType.DEPART, ServiceId.CONTROL, 40001),
+        (MessageType.DEPART, ServiceId.HEARTBEAT, 40002),
+    }
+
+
 def test_early_offer_close_keeps_the_offers_standing() -> None:
     with _unicast_receiver() as rx:
         early = EarlyOffer("Grp", "Sputnik.One", ["127.0.0.1"], {"cmd": 1}, target=rx.getsockname())

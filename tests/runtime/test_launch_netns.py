@@ -122,16 +122,19 @@ def test_class_naming_another_type_withdraws_the_early_offer(
     "mode", ["start-fails", "start-fails-sigterm-on-depart", "start-fails-sigint-on-depart"]
 )
 def test_failed_start_departs_the_early_offer(group: str, beacons: BeaconLog, mode: str) -> None:
-    """Even when a signal arrives while the OFFERs are being departed."""
+    """Even when a signal arrives while the OFFERs are being departed. The satellite was loaded and
+    constructed, so HEARTBEAT was offered too, just before the start: departed with the others."""
     res = subprocess.run(
         [sys.executable, VARIANTS, mode, "-n", "Bad", "-g", group],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert res.returncode == 1
     assert "start refused by the test" in res.stderr
-    wait_until(lambda: len(beacons.of("Sputnik.Bad")) == 4, timeout=5)
-    kinds = [b.type for b in beacons.of("Sputnik.Bad")]
-    assert kinds == [MessageType.OFFER] * 2 + [MessageType.DEPART] * 2
+    wait_until(lambda: len(beacons.of("Sputnik.Bad")) == 6, timeout=5)
+    bad = beacons.of("Sputnik.Bad")
+    assert [b.type for b in bad] == [MessageType.OFFER] * 3 + [MessageType.DEPART] * 3
+    assert [b.service for b in bad[:3]] == [ServiceId.CONTROL, ServiceId.MONITORING, ServiceId.HEARTBEAT]
+    assert services(bad[:3]) == services(bad[3:])
 
 
 @pytest.mark.parametrize(("mode", "ready"), [("slow-load", r"^LOADING$"), ("slow-init", r"^CONSTRUCTING$")])
