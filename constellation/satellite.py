@@ -184,40 +184,47 @@ class Satellite:
 
     # -- metrics API -------------------------------------------------------------------------------
 
-    def register_metric(self, name: str, unit: str = "", description: str = "") -> None:
+    # 1.0.2's names and parameter names (`metric_name`), so that ported satellite code runs unchanged;
+    # a description of None (1.0.2 announces it as nil) is "".
+
+    def register_metric(self, name: str, unit: str = "", description: str | None = "") -> None:
         """Announce a metric on `STAT?` (its values come from `stat`). Any time, `__init__` included."""
-        self._metric_api.register_metric(name, unit, description)
+        self._metric_api.register_metric(name, unit, "" if description is None else description)
 
     def register_scheduled_metric(
         self,
         name: str,
         unit: str,
-        description: str,
+        description: str | None,
         interval: float,
         value_cb: Callable[[], Any],
-        allowed_states: Iterable[State] | None = DEFAULT_METRIC_STATES,
+        allowed_states: Iterable[object] | None = DEFAULT_METRIC_STATES,
     ) -> None:
-        """1.0.2's call: sample `value_cb()` every `interval` s while subscribed, like an `@metric`
-        method (sync callbacks in a worker thread; None sends nothing). Any time (`__init__`, a hook's
-        thread); replaces a scheduled metric of the same name. ValueError or EncodeError for what
-        `@metric` refuses."""
-        self._metric_api.register_scheduled_metric(
-            name, unit, description, interval, value_cb, allowed_states
-        )
+        """Sample `value_cb()` every `interval` s while subscribed, like an `@metric` method (sync
+        callbacks in a worker thread; None sends nothing), in `allowed_states` (our `State`s, 1.0.2's
+        `SatelliteState`s or their names; None: any). Any time (`__init__`, a hook's thread); replaces
+        a scheduled metric of the same name. ValueError or EncodeError for what `@metric` refuses."""
+        text = "" if description is None else description
+        self._metric_api.register_scheduled_metric(name, unit, text, interval, value_cb, allowed_states)
 
-    def unregister_metric(self, name: str) -> None:
-        """Stop a scheduled metric and withdraw any metric from `STAT?` (1.0.2; unknown names: nothing)."""
-        self._metric_api.unregister_metric(name)
+    def unregister_metric(self, metric_name: str) -> None:
+        """Stop a scheduled metric and withdraw any metric from `STAT?` (unknown names: nothing)."""
+        self._metric_api.unregister_metric(metric_name)
 
-    def should_stat(self, name: str) -> bool:
-        """True if someone subscribed to this metric (1.0.2): skip computing a value nobody reads."""
-        return self._metric_api.should_stat(name)
+    def reset_metrics(self) -> None:
+        """Withdraw the metrics registered by the calls above (or `stat`); the runtime's own and the
+        `@metric` ones stay (1.0.2 also drops its own STATE and RUN_ID: not copied)."""
+        self._metric_api.reset_metrics()
 
-    def stat(self, name: str, value: Any, unit: str | None = None) -> None:
+    def should_stat(self, metric_name: str) -> bool:
+        """True if someone subscribed to this metric: skip computing a value nobody reads."""
+        return self._metric_api.should_stat(metric_name)
+
+    def stat(self, metric_name: str, value: Any, unit: str | None = None) -> None:
         """Send a one-off metric value (thread-safe; only if someone subscribed). An unregistered name
         is registered (and announced on `STAT?`) with the first value the wire can carry; None sends
         nothing; a value, name or unit the wire cannot carry is an `EncodeError` (nothing announced)."""
-        self._metric_api.stat(name, value, unit)
+        self._metric_api.stat(metric_name, value, unit)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

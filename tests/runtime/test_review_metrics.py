@@ -96,12 +96,6 @@ async def test_allowed_states_that_are_not_states_are_refused_where_given(make_s
 # -- a nil description (1.0.2's `register_metric(name, unit, None)`) --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="a decision for the lead (review finding M3): tests/runtime/test_audit_cmdp_publisher.py "
-    "requires register_metric to refuse a None description, which 1.0.2 accepts",
-)
 async def test_a_none_description_is_accepted_as_1_0_2_does(make_satellite, zctx) -> None:
     """1.0.2 announces what it was given (nil in the STAT? map, which 1e70060 reads as ""); ours raised
     EncodeError, so a ported satellite failed where 1.0.2 ran."""
@@ -213,15 +207,10 @@ async def test_reset_metrics_drops_what_the_author_registered_and_keeps_the_runt
     assert {s.name for s, _ in sat._metrics._specs} == {"CPU_LOAD_AVG", "MEM_AVAIL"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="satellite.py: Satellite has no reset_metrics (review finding M5; delegate to MetricCalls)",
-)
 async def test_satellite_offers_reset_metrics(make_satellite) -> None:
     sat = await make_satellite()
     sat.register_metric("MANUAL", "", "m")
-    sat.reset_metrics()  # type: ignore[attr-defined]
+    sat.reset_metrics()
     assert "MANUAL" not in sat._mon.stat_topics
 
 
@@ -259,18 +248,12 @@ async def test_no_value_is_sent_after_unregister_metric_returned(make_satellite,
     assert later_calls == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="satellite.py: 1.0.2 names the argument metric_name in stat, unregister_metric and "
-    "should_stat (review finding M7)",
-)
 async def test_1_0_2_keyword_names_are_accepted(make_satellite) -> None:
     sat = await make_satellite()
     sat.register_metric("KW", "", "")
-    sat.stat(metric_name="KW", value=1)  # type: ignore[call-arg]
-    assert not sat.should_stat(metric_name="KW")  # type: ignore[call-arg]
-    sat.unregister_metric(metric_name="KW")  # type: ignore[call-arg]
+    sat.stat(metric_name="KW", value=1)
+    assert not sat.should_stat(metric_name="KW")
+    sat.unregister_metric(metric_name="KW")
     assert "KW" not in sat._mon.stat_topics
 
 
