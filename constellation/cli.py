@@ -298,7 +298,7 @@ async def serve(
         console.attach(loop)
     try:
         if early is not None:  # loaded and constructed: it beats within milliseconds (launch.py, step 2)
-            early.offer({"hb": settings.hb_port})
+            early.ready(settings.hb_port)
         # Not `async with`: its exit would not run when `start` fails, leaving the listeners open.
         await sat.start()
         if early is not None:

@@ -13,7 +13,9 @@ this first, with the standard library and `protocols.chirp` only:
    1.5 x 2 s), and would declare a satellite whose type takes ~9 s to load DEAD and interrupt its own
    run. It must not come later either: a 1.0.2 controller that got our `get_state` reply waits 1 s for
    our HEARTBEAT offer, then never follows our heartbeats; the runtime's own discovery offers it only
-   after importing the discovery stack, with the command socket already answering.
+   after importing the discovery stack, with the command socket already answering. A type that takes
+   longer than 5 s to load outlasts a 1.0.2 controller's `get_name` on the early CONTROL offer, which
+   it never retries: CONTROL is then departed and offered anew when ready (`EarlyOffer.ready`).
 3. The runtime starts; its ZeroMQ sockets adopt the listening descriptors (``ZMQ_USE_FD``, the
    socket-activation option of libzmq) instead of binding their own, and serve whatever connected in
    the meantime: a controller that connected and sent a command on the early OFFER gets its reply as
@@ -39,6 +41,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from protocols import chirp
@@ -49,6 +52,7 @@ from .discovery.sockets import recv_socket, send_socket
 
 __all__ = [
     "EARLY",
+    "RENEW_AFTER_S",
     "SERVICES",
     "EarlyOffer",
     "ExitSignals",
@@ -60,6 +64,8 @@ __all__ = [
 
 #: The ports offered before the runtime runs (see step 2 above).
 EARLY = ("cmd", "mon")
+#: CONTROL offered longer ago than this when the satellite is ready is offered anew (`EarlyOffer.ready`).
+RENEW_AFTER_S = 3.0
 #: The satellite's port keys and the CHIRP services they are offered as.
 SERVICES: Mapping[str, ServiceId] = {
     "cmd": ServiceId.CONTROL,
@@ -143,6 +149,7 @@ class EarlyOffer:
         self._group_id = chirp.group_id(group)
         self._host_id = chirp.host_id(canonical_name)
         self._offers = {SERVICES[key]: port for key, port in ports.items()}
+        self._offered_at = time.monotonic()
         self._target = target
         self._socks: list[socket.socket] = []
         self._answerer: _Answerer | None = None
@@ -166,6 +173,18 @@ class EarlyOffer:
         self._offers = {**self._offers, **added}  # a new map: the answering thread may iterate the old
         for service in added:
             self._emit(MessageType.OFFER, service)
+
+    def ready(self, hb_port: int, renew_after: float = RENEW_AFTER_S) -> None:
+        """The satellite is loaded and constructed, about to start: offer HEARTBEAT (step 2 above).
+        If CONTROL was offered more than `renew_after` s ago, DEPART and OFFER it again: a 1.0.2
+        controller that sent `get_name` on the first OFFER gives up after 5 s and never asks again
+        unless the service departs and is offered anew (a satellite type that takes that long to load).
+        Between `renew_after` and 5 s a controller that did get its answer sees a departure and a
+        return; the 3 s default keeps that to slow types only."""
+        self.offer({"hb": hb_port})
+        if time.monotonic() - self._offered_at > renew_after and ServiceId.CONTROL in self._offers:
+            self._emit(MessageType.DEPART, ServiceId.CONTROL)
+            self._emit(MessageType.OFFER, ServiceId.CONTROL)
 
     def withdraw(self) -> None:
         """DEPART every early offer (the start failed) and close; no OFFER can follow the DEPARTs."""

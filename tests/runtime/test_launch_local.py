@@ -159,6 +159,31 @@ def test_early_offer_offers_more_and_withdraw_departs_them_too() -> None:
     }
 
 
+def test_ready_offers_heartbeat_and_renews_control_only_when_it_was_offered_long_ago() -> None:
+    """A 1.0.2 controller's `get_name` on the first CONTROL offer gives up after 5 s, for good: a
+    satellite that took longer than `renew_after` to load departs CONTROL and offers it anew."""
+    with _unicast_receiver() as rx:
+        ports = {"cmd": 40001, "mon": 40003}
+        fresh = EarlyOffer("Grp", "Sputnik.One", ["127.0.0.1"], ports, target=rx.getsockname())
+        late = EarlyOffer("Grp", "Sputnik.Two", ["127.0.0.1"], ports, target=rx.getsockname())
+        assert len([chirp.decode(rx.recv(64)) for _ in range(4)]) == 4
+        fresh.ready(40002)  # just offered: HEARTBEAT only
+        late.ready(40002, renew_after=0.0)
+        got = [chirp.decode(rx.recv(64)) for _ in range(4)]
+        rx.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            rx.recv(64)
+        for early in (fresh, late):
+            early.close()
+    one, two = chirp.host_id("Sputnik.One"), chirp.host_id("Sputnik.Two")
+    assert [(b.host_id, b.type, b.service, b.port) for b in got] == [
+        (one, MessageType.OFFER, ServiceId.HEARTBEAT, 40002),
+        (two, MessageType.OFFER, ServiceId.HEARTBEAT, 40002),
+        (two, MessageType.DEPART, ServiceId.CONTROL, 40001),
+        (two, MessageType.OFFER, ServiceId.CONTROL, 40001),
+    ]
+
+
 def test_early_offer_close_keeps_the_offers_standing() -> None:
     with _unicast_receiver() as rx:
         early = EarlyOffer("Grp", "Sputnik.One", ["127.0.0.1"], {"cmd": 1}, target=rx.getsockname())

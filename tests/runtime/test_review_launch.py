@@ -137,17 +137,13 @@ def test_a_running_cdaq_controller_follows_the_heartbeat_of_a_satellite_whose_di
 
 
 @pytest.mark.interop
-@pytest.mark.xfail(
-    strict=True,
-    reason="not from today's diff: the early CONTROL offer (before b474ddf too) meets 1.0.2's 5 s "
-    "reply timeout; 1.0.2 never retries a satellite it could not add (review note L2)",
-)
 def test_a_running_cdaq_controller_adds_a_satellite_whose_type_takes_6_s_to_load(
     cdaq_python: Path, spawn, group: str
 ) -> None:
     """1.0.2's `_add_satellite` sends get_name on the CONTROL offer with RCVTIMEO 5 s; on a timeout it
     logs "Could not add Satellite" and drops it for good. A 1.0.2 satellite offers CONTROL only once it
-    answers; ours offers it before its type has loaded."""
+    answers; ours offers it before its type has loaded, and anew once ready if that took over 3 s
+    (`EarlyOffer.ready`); the controller adds it then."""
     from tests.fuzz.support import wait_json
 
     ctl = spawn(
