@@ -41,18 +41,23 @@ def pipe_bytes(fd: int) -> int:
     return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
 
 
+F_GETPIPE_SZ = 1032  # fcntl: the pipe's capacity in bytes
+
+
 def full_pipe(fd: int, quiet_s: float = 1.0, also: Callable[[], object] = lambda: True) -> Callable[[], int]:
     """A condition: the pipe has taken no byte for `quiet_s` while a writer has lines for it (and
-    `also()` holds); its value is the bytes it holds then. A full pipe's byte count depends on the
-    sizes of the writes that filled it (each takes whole pages: 5030-byte writes fill a 64 KiB pipe at
-    54,396 bytes), so "full" is "takes nothing more", never a byte count."""
+    `also()` holds), and holds at least half its capacity; its value is the bytes it holds then. A
+    full pipe's byte count depends on the sizes of the writes that filled it (each write takes whole
+    pages: 5030-byte writes fill a 64 KiB pipe at 54,396 bytes, 2049-byte ones at half), so "full" is
+    "takes nothing more" with a floor, never the capacity less a page."""
     last = [-1, 0.0]
+    floor = fcntl.fcntl(fd, F_GETPIPE_SZ) // 2
 
     def full() -> int:
         now, size = time.monotonic(), pipe_bytes(fd)
         if size != last[0] or not also():
             last[:] = [size, now]
-        return size if size > 0 and now - last[1] >= quiet_s else 0
+        return size if size >= floor and now - last[1] >= quiet_s else 0
 
     return full
 
