@@ -1,4 +1,4 @@
-"""Review of b474ddf (HEARTBEAT offered only once the runtime beats), seen as a 1.0.2 controller sees it.
+"""`satellite-run`'s early announcement (constellation/launch.py) as a 1.0.2 controller sees it.
 
 1.0.2's `Controller._add_satellite` (core/controller.py), on a CONTROL offer: `get_name`, then
 `_add_satellite_heartbeat`: `get_state`, then it polls its discovered HEARTBEAT services for **1.0 s**;
@@ -10,7 +10,7 @@ offers it from `Satellite._start_discovery`, after importing the discovery stack
 while the command server already answers (the two tests with a slow discovery import failed then);
 e23cb26 offers it just before the start.
 
-Run as a script (``python tests/runtime/test_review_launch.py slow-import MODULE SECONDS ARGS``) it is
+Run as a script (``python tests/runtime/test_launch_cdaq_controller.py slow-import MODULE SECONDS ARGS``) it is
 `satellite-run ARGS` with the import of MODULE taking SECONDS longer, as on a machine under load.
 """
 

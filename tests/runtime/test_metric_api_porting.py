@@ -1,6 +1,7 @@
-"""Review of 20a0818 / 1842f28 (1.0.2's metric calls on Satellite): what a satellite author porting 1.0.2
-code trips over, and the scheduler's races with calls from hook threads. Seen by a CMDP subscriber on
-loopback, or (for `MetricCalls` racing `attach`) with the interleaving forced by a trace function."""
+"""1.0.2's metric calls on Satellite (20a0818, 1842f28 and the review after them): what a satellite
+author porting 1.0.2 code trips over, and the scheduler's races with calls from hook threads. Seen by
+a CMDP subscriber on loopback, or (for `MetricCalls` racing `attach`) with the interleaving forced by a
+trace function."""
 
 from __future__ import annotations
 
