@@ -10,8 +10,9 @@ offers it from `Satellite._start_discovery`, after importing the discovery stack
 while the command server already answers (the two tests with a slow discovery import failed then);
 e23cb26 offers it just before the start.
 
-Run as a script (``python tests/runtime/test_launch_cdaq_controller.py slow-import MODULE SECONDS ARGS``) it is
-`satellite-run ARGS` with the import of MODULE taking SECONDS longer, as on a machine under load.
+Run as a script (``python tests/runtime/test_launch_cdaq_controller.py slow-import MODULE SECONDS
+ARGS``) it is `satellite-run ARGS` with the import of MODULE taking SECONDS longer, as on a machine
+under load.
 """
 
 from __future__ import annotations
