@@ -134,6 +134,9 @@ async def test_restarted_satellite_is_attached_again(make_ctl, sputnik) -> None:
     first = sputnik("Phoenix")
     ctl, _ = await make_ctl()
     await ctl.await_satellites(["Sputnik.Phoenix"], timeout=20)
+    # Known is not yet followed: the kill is noticed at once (connection dropped) only once the heartbeat
+    # subscription is connected; before that, loss takes 3 lives x the 2 s assumed until a first beat.
+    await eventually(lambda: ctl.get("Sputnik.Phoenix").last_seen is not None, timeout=10)
     old = ctl.get("Sputnik.Phoenix")
     first.signal(signal.SIGKILL)  # no DEPART
     await ctl.wait_for(lambda: ctl.get("Sputnik.Phoenix").lost, timeout=5)
