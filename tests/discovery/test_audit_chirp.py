@@ -1,6 +1,7 @@
 """Audit of our CHIRP beacons against a 1.0.2 satellite's (wire doc §1.3), real processes in the namespace.
 
-- the sequence at start-up and at a ``shutdown`` command: OFFER CONTROL, HEARTBEAT, MONITORING, a
+- the sequence at start-up and at a ``shutdown`` command: OFFER CONTROL, HEARTBEAT, MONITORING (ours:
+  HEARTBEAT last, on purpose, docs/architecture.md: offered only once the satellite is about to beat), a
   REQUEST for HEARTBEAT, and one DEPART per offered service with the offered port;
 - a REQUEST for one service is answered with an OFFER of exactly that service at its port, and with
   nothing for a service we do not offer (DATA), or from another group.
@@ -64,9 +65,16 @@ def test_start_and_shutdown_beacons_like_cdaq(cdaq_python: Path, spawn) -> None:
     finally:
         ours_log.close()
         theirs_log.close()
-    assert _collapsed(ours) == _collapsed(theirs)
-    assert _collapsed(ours) == [
+    assert _collapsed(theirs) == [
         *(("OFFER", s.name) for s in OFFERED),
+        ("REQUEST", "HEARTBEAT"),
+        *(("DEPART", s.name) for s in OFFERED),
+    ]
+    # The one deliberate difference (b474ddf, docs/architecture.md): CONTROL and MONITORING are offered
+    # before the type is loaded, HEARTBEAT only once the satellite is about to beat (a 1.0.2 peer counts
+    # missed beats from the offer on). 1.0.2 handles each service's OFFER on its own.
+    assert _collapsed(ours) == [
+        *(("OFFER", s.name) for s in (ServiceId.CONTROL, ServiceId.MONITORING, ServiceId.HEARTBEAT)),
         ("REQUEST", "HEARTBEAT"),
         *(("DEPART", s.name) for s in OFFERED),
     ]
