@@ -40,6 +40,11 @@ __all__ = ["Settings", "find_entry_point", "load_satellite_type", "main", "parse
 ENTRY_POINT_GROUP = "constellation.satellites"
 GROUP_ENV = "CONSTELLATION_GROUP"
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "STATUS", "CRITICAL")
+#: CPython's switch interval in a `satellite-run` process (the default is 5 ms). A hook that keeps the
+#: GIL (a busy loop) gives it up only when another thread has waited this long, and the event loop
+#: waits that at each of its system calls: a reply takes several. Not set by `Satellite` itself: a
+#: library does not change a process-wide setting of its host.
+SWITCH_INTERVAL_S = 0.001
 _PY_LEVEL = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARNING": 30, "STATUS": 35, "CRITICAL": 40}
 NAME_RULE = (
     "--name must be a name (letters, digits, '_'; the canonical name becomes TYPE.NAME) "
@@ -352,6 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if early is not None and resolved.type_name.lower() != settings.type_name.lower():
             early.withdraw()  # the class names another type: the early offers were for the wrong host id
         console = _setup_logging(resolved.level)
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         import asyncio
 
         fds = prebound.take() if prebound is not None else None

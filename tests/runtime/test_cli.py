@@ -140,3 +140,30 @@ def test_signals_exit_cleanly(start, sig: int) -> None:
     p.signal(sig)
     assert p.wait(5) == 0
     assert time.monotonic() - t0 < 3.0
+
+
+SERVE_REPORTS_SWITCH_INTERVAL = """
+import sys
+from constellation import cli
+
+async def serve(settings, cls=None, **kw):
+    print("SWITCH", sys.getswitchinterval(), flush=True)
+    return 0
+
+cli.serve = serve
+sys.exit(cli.main(["Sputnik", "-n", "Sw", "-g", "g", "--discovery", "none", "--bind", "127.0.0.1"]))
+"""
+
+
+def test_satellite_run_shortens_the_switch_interval_before_serving() -> None:
+    """A hook that keeps the GIL made each of the event loop's system calls wait a 5 ms switch interval:
+    replies took 34-80 ms while a hook spun from the first reply on; 7-16 ms at 1 ms
+    (tests/interop/test_issue3_log_burst.py). A process of our own: `Satellite` leaves it alone."""
+    from constellation.cli import SWITCH_INTERVAL_S
+
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE_REPORTS_SWITCH_INTERVAL], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["SWITCH", str(SWITCH_INTERVAL_S)]
+    assert sys.getswitchinterval() > SWITCH_INTERVAL_S  # this process (pytest, Satellites in it): untouched
