@@ -4,7 +4,7 @@ console, so that a line shows the topic it goes out on. No imports: the console 
 
 from __future__ import annotations
 
-__all__ = ["RUNTIME_TOPICS", "logger_component"]
+__all__ = ["RUNTIME_TOPICS", "logger_component", "topic_component"]
 
 #: Loggers of the runtime itself -> the 1.0.2 topic of their layer: 1.0.2 logs its CHIRP manager and its
 #: heartbeat checker on LINK, so our discovery and peer monitoring do too (a listener subscribed to
@@ -25,11 +25,10 @@ _components: dict[str, str] = {}
 def logger_component(name: str) -> str:
     """The log topic of a logger without a `component`: its layer's for the runtime's own loggers
     (`RUNTIME_TOPICS`), else the last part of its name as the CMDP handler sends it (`satellites.sputnik`
-    -> `SPUTNIK`, `vendor.psu-2` -> `PSU2`: `monitoring.topic_component`), so the console shows that."""
+    -> `SPUTNIK`, `vendor.psu-2` -> `PSU2`: `topic_component`), so the console shows that."""
     component = _components.get(name)
     if component is None:
-        last = name.rpartition(".")[2].upper()
-        component = "".join(c for c in last if c.isalnum() or c == "_") or "LOG"
+        component = topic_component(name.rpartition(".")[2])
         for prefix, topic in RUNTIME_TOPICS:
             if name == prefix or name.startswith(prefix + "."):
                 component = topic
@@ -38,3 +37,8 @@ def logger_component(name: str) -> str:
             _components.clear()
         _components[name] = component
     return component
+
+
+def topic_component(component: str) -> str:
+    """The CMDP topic part for a logger component: upper case, alphanumerics and `_` only."""
+    return "".join(c for c in component.upper() if c.isalnum() or c == "_") or "LOG"

@@ -26,7 +26,7 @@ import zmq.asyncio
 from protocols import EncodeError, cmdp
 
 from .fastwire import TS64, LogEncoder, pack_timestamp, second_of
-from .logtopics import logger_component
+from .logtopics import logger_component, topic_component
 from .pacing import SendPacer
 
 __all__ = [
@@ -365,11 +365,6 @@ def log_route(level: int, raw: object) -> tuple[cmdp.Level, str, bytes]:
             LOG_ROUTES.clear()
         LOG_ROUTES[(level, raw)] = route
     return route
-
-
-def topic_component(component: str) -> str:
-    """The CMDP topic part for a logger component: upper case, alphanumerics and `_` only."""
-    return "".join(c for c in component.upper() if c.isalnum() or c == "_") or "LOG"
 
 
 def record_tags(record: logging.LogRecord) -> dict[str, Any]:

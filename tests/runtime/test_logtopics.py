@@ -1,7 +1,7 @@
 """`constellation/logtopics.py` (bed3893 and its review): "the console shows the same topic" as the CMDP
 record goes out on, for loggers that name no `component`. A logger's last name part may hold what a
 CMDP topic cannot (`logging.getLogger("vendor.psu-2")`): the CMDP handler sends `PSU2`
-(`monitoring.topic_component`), the console printed `PSU-2`."""
+(`logtopics.topic_component`), the console printed `PSU-2`."""
 
 from __future__ import annotations
 
