@@ -140,6 +140,14 @@ def client(zctx: zmq.asyncio.Context) -> Callable[[Satellite], Client]:
     return lambda sat: Client(zctx, sat.ports["cmd"])
 
 
+async def drive_to_run(cl: Client, run_id: str = "r1") -> None:
+    """initialize (empty config), launch, start `run_id`: each waited for, with deadlines."""
+    steps = (("initialize", {}, "INIT"), ("launch", None, "ORBIT"), ("start", run_id, "RUN"))
+    for command, payload, state in steps:
+        await cl(command, payload)
+        await wait_state(cl, state)
+
+
 async def wait_state(cl: Client, state: str, timeout: float = 5.0) -> cscp.Message:
     """Wait (with a deadline) until get_state reports `state`; return that reply."""
 

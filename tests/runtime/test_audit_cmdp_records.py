@@ -13,7 +13,7 @@ import pytest
 
 from constellation import Satellite
 from protocols import cmdp
-from tests.runtime.conftest import monitor_sub, wait_state
+from tests.runtime.conftest import drive_to_run, monitor_sub, wait_state
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,14 +42,7 @@ async def test_failure_command_logs_initiated_like_every_transition(
 async def test_starting_a_run_is_logged_on_ctrl(make_satellite, client, zctx, debug_logging) -> None:
     sat = await make_satellite()
     sub = await monitor_sub(zctx, sat, b"LOG/INFO")
-    cl = client(sat)
-    for command, payload, state in (
-        ("initialize", {}, "INIT"),
-        ("launch", None, "ORBIT"),
-        ("start", "r7", "RUN"),
-    ):
-        await cl(command, payload)
-        await wait_state(cl, state)
+    await drive_to_run(client(sat), "r7")
     msg = await sub.until(lambda m: isinstance(m, cmdp.LogMessage) and m.text == "Starting run 'r7'")
     assert (msg.level, msg.topic) == (cmdp.Level.INFO, "CTRL")
 

@@ -8,7 +8,7 @@ import threading
 from constellation import PeerEvent, PeerEventKind, Satellite, StopToken
 from protocols import Role, State
 from tests.harness import eventually
-from tests.runtime.conftest import wait_state
+from tests.runtime.conftest import drive_to_run, wait_state
 
 
 class FakePeers:
@@ -97,13 +97,7 @@ def event(kind: PeerEventKind, role: Role, state: State = State.RUN) -> PeerEven
 async def test_peer_reactions_by_role(make_satellite, client) -> None:
     sat = await with_peers(make_satellite, FakePeers(**{"Other.A": State.RUN}), Runner)
     cl = client(sat)
-    for cmd, payload, state in (
-        ("initialize", {}, "INIT"),
-        ("launch", None, "ORBIT"),
-        ("start", "r1", "RUN"),
-    ):
-        await cl(cmd, payload)
-        await wait_state(cl, state)
+    await drive_to_run(cl, "r1")
     sat.on_peer_event(event(PeerEventKind.STATE, Role.TRANSIENT, State.ERROR))  # warning only
     sat.on_peer_event(event(PeerEventKind.DEPARTED, Role.DYNAMIC))  # orderly departure: no interrupt
     assert (await cl("get_state")).verb == "RUN"
@@ -111,13 +105,7 @@ async def test_peer_reactions_by_role(make_satellite, client) -> None:
     sat.on_peer_event(event(PeerEventKind.STATE, Role.DYNAMIC, State.SAFE))
     await wait_state(cl, "SAFE")
     assert (await cl("get_status")).verb == "ran; Interrupted"
-    for cmd, payload, state in (
-        ("initialize", {}, "INIT"),
-        ("launch", None, "ORBIT"),
-        ("start", "r2", "RUN"),
-    ):
-        await cl(cmd, payload)
-        await wait_state(cl, state)
+    await drive_to_run(cl, "r2")
     assert (await cl("get_run_id")).tags == {"degraded": False}  # cleared at start
     sat.on_peer_event(event(PeerEventKind.LOST, Role.NONE))
     assert (await cl("get_run_id")).tags == {"degraded": False}
