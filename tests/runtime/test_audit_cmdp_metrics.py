@@ -19,7 +19,7 @@ import pytest
 from constellation import Satellite, metric
 from constellation.metrics import MIN_INTERVAL, MetricSpec
 from protocols import cmdp
-from tests.runtime.conftest import MonitorSub, monitor_sub, wait_state
+from tests.runtime.conftest import monitor_sub, wait_state
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -153,9 +153,7 @@ async def test_periodic_metric_added_at_run_time_is_announced_and_sampled(
     make_satellite, client, zctx
 ) -> None:
     sat = await make_satellite()
-    sub = MonitorSub(zctx, sat.ports["mon"])
-    sub.subscribe(b"STAT?")
-    sub.subscribe(b"STAT/LATE")
+    sub = await monitor_sub(zctx, sat, b"STAT?", b"STAT/LATE")
     await sub.until(lambda m: isinstance(m, cmdp.Notification))
     cl = client(sat)
     await cl("initialize", {})
