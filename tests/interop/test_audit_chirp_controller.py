@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.fuzz.support import json_lines, start_sputnik, wait_json
+from tests.interop.oracle_scripts import HARNESS_WAITS
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.timeout(150)]
 
-CONTROLLER = r"""
-import json, sys, time
+CONTROLLER = (
+    HARNESS_WAITS
+    + r"""
+import json, sys
 from constellation.core.controller import ScriptableController
 
 def emit(**o):
@@ -34,11 +37,10 @@ def view(ctrl):
     return {"listed": name in ctrl.constellation.satellites, "hb": hbs}
 
 def wait(pred, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)
+    try:
+        wait_until(pred, timeout, 0.02)
+    except WaitTimeout:
+        raise TimeoutError(what) from None
 
 ctrl = ScriptableController(group, log_level="WARNING", name="audit")
 try:
@@ -62,17 +64,15 @@ try:
     reply = sat.initialize({})
     emit(event="initialize", success=reply.success, msg=reply.msg)
     wait(lambda: any(h["state"] == "INIT" for h in view(ctrl)["hb"]), "INIT per heartbeats")
-    t_end = time.monotonic() + 4  # a few 1.5 s intervals: the new incarnation stays alive
-    states = set()
-    while time.monotonic() < t_end:
-        states |= {h["state"] for h in view(ctrl)["hb"]}
-        time.sleep(0.05)
+    states = set()  # every state seen over a few 1.5 s intervals: the new incarnation stays alive
+    holds_for(lambda: states.update(h["state"] for h in view(ctrl)["hb"]), 4, 0.05)
     emit(event="done", **view(ctrl), states=sorted(states), global_state=ctrl.state.name)
 except Exception as exc:
     emit(event="error", error=repr(exc), **view(ctrl))
 finally:
     ctrl.reentry()
 """
+)
 
 
 def _event(name: str):

@@ -45,6 +45,7 @@ import zmq
 from protocols import chirp, cscp
 from protocols.chirp import MessageType, ServiceId
 from tests.harness import BeaconLog, wait_until
+from tests.interop.oracle_scripts import HARNESS_WAITS
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(90)]
 
@@ -103,23 +104,24 @@ def test_heartbeat_is_offered_in_time_when_the_discovery_import_is_slow(
     assert offered - answered < CDAQ_HEARTBEAT_WAIT_S, f"HEARTBEAT offered {offered - answered:.2f} s late"
 
 
-ORACLE_CONTROLLER = """
-import json, sys, time
+ORACLE_CONTROLLER = (
+    HARNESS_WAITS
+    + """
+import json, sys
 from constellation.core.controller import ScriptableController
 ctrl = ScriptableController(sys.argv[1], log_level="WARNING", name="oracle")
 print("CONTROLLER UP", flush=True)
 want = sys.argv[2].lower()
-deadline = time.monotonic() + float(sys.argv[3])
-while time.monotonic() < deadline:
-    if any(f"{t}.{n}".lower() == want for t, n in list(ctrl._uuid_lookup.values())):
-        hbs = [hb.name for hb in list(ctrl._remote_heartbeat_states.values())]
-        print(json.dumps({"attached": True, "heartbeat": any(h.lower() == want for h in hbs)}), flush=True)
-        break
-    time.sleep(0.05)
-else:
+try:
+    wait_until(lambda: any(f"{t}.{n}".lower() == want for t, n in list(ctrl._uuid_lookup.values())),
+               float(sys.argv[3]), 0.05)
+    hbs = [hb.name for hb in list(ctrl._remote_heartbeat_states.values())]
+    print(json.dumps({"attached": True, "heartbeat": any(h.lower() == want for h in hbs)}), flush=True)
+except WaitTimeout:
     print(json.dumps({"attached": False}), flush=True)
 ctrl.reentry()
 """
+)
 
 
 @pytest.mark.interop
