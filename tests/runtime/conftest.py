@@ -14,6 +14,7 @@ import zmq
 import zmq.asyncio
 
 from constellation import Satellite
+from constellation.monitoring import MonitoringPublisher
 from protocols import chp, cmdp, cscp
 from tests.conftest import require_netns
 from tests.harness import BeaconLog, eventually
@@ -84,6 +85,35 @@ class MonitorSub:
                 msg = await self.next(timeout)
                 if predicate(msg):
                     return msg
+
+
+@contextlib.asynccontextmanager
+async def running_publisher(
+    zctx: zmq.asyncio.Context,
+    logger: logging.LoggerAdapter[logging.Logger] | None = None,
+    *,
+    queue_size: int | None = None,
+    topics: tuple[bytes, ...] = (b"LOG/INFO",),
+) -> AsyncIterator[tuple[MonitoringPublisher, MonitorSub]]:
+    """A publisher on an XPUB of its own (XPUB_VERBOSE, as the satellite's) with its task running, and
+    a subscriber to `topics` that the publisher has seen."""
+    xpub = zctx.socket(zmq.XPUB)
+    xpub.setsockopt(zmq.LINGER, 0)
+    xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
+    port = xpub.bind_to_random_port("tcp://127.0.0.1")
+    sized = {} if queue_size is None else {"queue_size": queue_size}
+    pub = MonitoringPublisher(xpub, "Satellite.T", logger, **sized)
+    task = asyncio.create_task(pub.run())
+    sub = MonitorSub(zctx, port)
+    try:
+        for topic in topics:
+            sub.subscribe(topic)
+        await eventually(lambda: set(topics) <= pub._subs)
+        yield pub, sub
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def monitor_sub(zctx: zmq.asyncio.Context, sat: Satellite, *topics: bytes) -> MonitorSub:

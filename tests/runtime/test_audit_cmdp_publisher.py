@@ -9,19 +9,12 @@ description that is not a str made every later `STAT?` notification fail to enco
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 
 import pytest
-import zmq
-import zmq.asyncio
 
-from constellation.monitoring import MonitoringPublisher
 from protocols import EncodeError, cmdp
-from tests.harness import eventually
-from tests.runtime.conftest import MonitorSub, monitor_sub
+from tests.runtime.conftest import MonitorSub, monitor_sub, running_publisher
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -88,33 +81,11 @@ async def test_a_second_query_subscriber_gets_the_topics_too(make_satellite, zct
     assert (again.kind, dict(again.topics)) == (note.kind, dict(note.topics))
 
 
-@contextlib.asynccontextmanager
-async def _publisher(
-    zctx: zmq.asyncio.Context, queue_size: int
-) -> AsyncIterator[tuple[MonitoringPublisher, MonitorSub]]:
-    xpub = zctx.socket(zmq.XPUB)
-    xpub.setsockopt(zmq.LINGER, 0)
-    xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
-    port = xpub.bind_to_random_port("tcp://127.0.0.1")
-    pub = MonitoringPublisher(xpub, "Satellite.T", queue_size=queue_size)
-    task = asyncio.create_task(pub.run())
-    sub = MonitorSub(zctx, port)
-    try:
-        yield pub, sub
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def test_state_metric_is_not_dropped_by_a_full_log_queue(zctx) -> None:
     """1.0.2 sends every STAT/STATE (its send blocks). A log burst that fills our bounded queue may drop
     log records (counted, reported), but a state change queued meanwhile must still go out: listeners
     follow the state from STAT/STATE."""
-    async with _publisher(zctx, queue_size=16) as (pub, sub):
-        sub.subscribe(b"LOG/INFO")
-        sub.subscribe(b"STAT/STATE")
-        await eventually(lambda: pub.wants(b"STAT/STATE") and pub.wants(b"LOG/INFO/X"))
+    async with running_publisher(zctx, queue_size=16, topics=(b"LOG/INFO", b"STAT/STATE")) as (pub, sub):
         # From the loop's thread, without yielding: the sender cannot run, the queue fills up.
         for i in range(64):
             pub.push((cmdp.Level.INFO, "X", f"burst {i}", {}, time.time_ns()))

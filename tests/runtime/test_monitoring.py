@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgpack
@@ -18,7 +16,7 @@ from constellation import Satellite, StopToken, metric
 from constellation.monitoring import MonitoringPublisher
 from protocols import EncodeError, cmdp
 from tests.harness import eventually
-from tests.runtime.conftest import MonitorSub, wait_state
+from tests.runtime.conftest import MonitorSub, running_publisher, wait_state
 
 DEFAULT_STATS = {"RUN_ID", "STATE", "LOG_DROPPED", "CPU_LOAD_AVG", "MEM_AVAIL"}
 
@@ -201,27 +199,6 @@ async def test_one_off_metric_from_a_hook_thread(make_satellite, client, zctx) -
             seen[type(msg)] = msg
     value = seen[cmdp.Metric]
     assert (value.name, value.value, value.unit) == ("VOLTAGE", 4.5, "V")  # type: ignore[attr-defined]
-
-
-@contextlib.asynccontextmanager
-async def running_publisher(
-    zctx: zmq.asyncio.Context, logger: logging.LoggerAdapter[logging.Logger] | None = None
-) -> AsyncIterator[tuple[MonitoringPublisher, MonitorSub]]:
-    """A publisher on its own XPUB with its task running, and a subscriber to `LOG/INFO` it knows of."""
-    xpub = zctx.socket(zmq.XPUB)
-    xpub.setsockopt(zmq.LINGER, 0)
-    port = xpub.bind_to_random_port("tcp://127.0.0.1")
-    pub = MonitoringPublisher(xpub, "Satellite.T", logger)
-    task = asyncio.create_task(pub.run())
-    sub = MonitorSub(zctx, port)
-    try:
-        sub.subscribe(b"LOG/INFO")
-        await eventually(lambda: pub.wants(b"LOG/INFO/X"))
-        yield pub, sub
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_unencodable_record_is_dropped_whole_between_good_ones(zctx) -> None:
