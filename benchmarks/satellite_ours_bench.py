@@ -5,12 +5,21 @@ exactly what ``satellite-run Sputnik`` runs (same CLI code, logging set-up and s
 name ``Sputnik.NAME``), with the satellite class extended by ``burst(n, level)``: emit ``n`` log records
 at ``level`` from a worker thread (where sync commands and hooks run) as fast as possible, then reply.
 It mirrors ``satellite_cdaq_bench.py`` for 1.0.2, so both satellites get the same log-burst request.
+
+``--unchecked-log`` (anywhere among the arguments; an experiment, not a `satellite-run` option): an
+upper bound for the log path. After one record per level has taken the real fast path, every further
+record skips all of its checks (the handler chain, filters, the record factory, the component and
+route) and its tag work (caller frame, thread and process): it is queued with the first record's route
+and tags, a fresh text and a fresh time. Unsound on purpose (a handler or filter added later is
+ignored; every record carries the first one's tags, which name the experiment's wrapper as the
+caller): it shows what the log rate would be if those checks and tags cost nothing
+(``satellite_bench.py --ours-arg=--unchecked-log``; docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from constellation import cli  # light: the runtime loads after the CHIRP announcement, as in satellite-run
 
@@ -39,11 +48,66 @@ def bench_type(_name: str) -> type[Satellite]:
     return BenchSputnik
 
 
-def main() -> int:
+def unchecked_log() -> None:
+    """Patch `SatelliteLog._fast` for the ``--unchecked-log`` experiment (see the module docstring)."""
+    import time
+
+    from constellation.satlog import SatelliteLog
+
+    checked = SatelliteLog._fast
+
+    def first(self: SatelliteLog, level: int, msg: object, args: tuple[object, ...]) -> bool:
+        publisher = _publisher(self)
+        if publisher is None:
+            return checked(self, level, msg, args)
+        before = len(publisher._queue)
+        done = checked(self, level, msg, args)
+        if len(publisher._queue) > before:  # the real fast path queued it: take its route and tags
+            route0, route1, _text, tags, _time = publisher._queue[-1]
+            self.__dict__.setdefault("_unchecked", {})[level] = (publisher.push, route0, route1, tags)
+        return done
+
+    def _fast(self: SatelliteLog, level: int, msg: object, args: tuple[object, ...]) -> bool:
+        try:
+            push, route0, route1, tags = self._unchecked[level]  # type: ignore[attr-defined]
+        except (AttributeError, KeyError):
+            return first(self, level, msg, args)
+        try:
+            enabled = self.logger._cache[level]  # type: ignore[attr-defined]
+        except KeyError:
+            enabled = self.logger.isEnabledFor(level)
+        if enabled:
+            text = msg % args if args else msg  # type: ignore[operator]
+            push((route0, route1, text, tags, int(time.time() * 1_000_000) * 1000))
+        return True
+
+    SatelliteLog._fast = _fast  # type: ignore[method-assign]
+
+
+def _publisher(log: object) -> Any:
+    """The publisher of this satellite's CMDP handler on the logger chain, or None."""
+    import logging
+
+    from constellation.monitoring import CmdpLogHandler
+
+    c: logging.Logger | None = log.logger  # type: ignore[attr-defined]
+    while c is not None:
+        for h in c.handlers:
+            if type(h) is CmdpLogHandler:
+                return h.publisher
+        c = c.parent
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--unchecked-log" in args:
+        args.remove("--unchecked-log")
+        unchecked_log()
     # The real satellite-run code path, with the satellite class swapped for the bench subclass (loaded
     # where satellite-run loads its type: after the ports are bound and announced).
     cli.load_satellite_type = bench_type
-    return cli.main(["Sputnik", *sys.argv[1:]])
+    return cli.main(["Sputnik", *args])
 
 
 if __name__ == "__main__":
