@@ -8,12 +8,12 @@ It mirrors ``satellite_cdaq_bench.py`` for 1.0.2, so both satellites get the sam
 
 ``--unchecked-log`` (anywhere among the arguments; an experiment, not a `satellite-run` option): an
 upper bound for the log path. After one record per level has taken the real fast path, every further
-record skips all of its checks (the handler chain, filters, the record factory, the component and
-route) and its tag work (caller frame, thread and process): it is queued with the first record's route
-and tags, a fresh text and a fresh time. Unsound on purpose (a handler or filter added later is
-ignored; every record carries the first one's tags, which name the experiment's wrapper as the
-caller): it shows what the log rate would be if those checks and tags cost nothing
-(``satellite_bench.py --ours-arg=--unchecked-log``; docs/benchmarks.md).
+record skips all of its checks but the level (the handler chain, filters, the record factory, the
+component, route and subscription) and its tag work (caller frame, thread and process): it is queued
+with the first record's route and tags, a fresh text and a fresh time. Unsound on purpose (a handler or
+filter added later is ignored, so is an unsubscription; every record carries the first one's tags,
+which name the experiment's wrapper as the caller): it shows what the log rate would be if those
+checks and tags cost nothing (``satellite_bench.py --ours-arg=--unchecked-log``; docs/benchmarks.md).
 """
 
 from __future__ import annotations
