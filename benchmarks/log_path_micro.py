@@ -8,7 +8,7 @@
   ``satellite-run`` sets it up: the fast path up to the queue. The queue is not drained meanwhile.
 - **consumer**: the publisher's ``_flush`` of the records queued that way, onto an XPUB without a
   connected subscriber, or with ``--subscriber`` one that takes everything as fast as it comes (a raw
-  ZMTP SUB, ``zmtp_sub.RawSub``, in a child process on loopback): libzmq's pipe to its I/O thread and
+  ZMTP SUB built from ``zmtp_sub``, in a child process on loopback): libzmq's pipe to its I/O thread and
   the wake-ups of that thread are then part of it.
 
 ``--unchecked-log`` applies the benchmark satellite's experiment of the same name to the producer
