@@ -27,12 +27,16 @@ if TYPE_CHECKING:
     from constellation import Satellite
 
 LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARNING": 30, "STATUS": 35, "CRITICAL": 40}
+_experiment = {"unchecked_log": False}  # set by main; applied where the type loads (after the offers)
 
 
 def bench_type(_name: str) -> type[Satellite]:
     """Sputnik plus a log-burst command (type name kept: canonical name Sputnik.NAME)."""
     from constellation import command
     from satellites.sputnik import Sputnik
+
+    if _experiment["unchecked_log"]:
+        unchecked_log()
 
     class BenchSputnik(Sputnik):
         satellite_type = "Sputnik"
@@ -60,10 +64,17 @@ def unchecked_log() -> None:
         publisher = _publisher(self)
         if publisher is None:
             return checked(self, level, msg, args)
-        before = len(publisher._queue)
+        queue = publisher._queue
+        before = len(queue)
         done = checked(self, level, msg, args)
-        if len(publisher._queue) > before:  # the real fast path queued it: take its route and tags
-            route0, route1, _text, tags, _time = publisher._queue[-1]
+        # the real fast path queued it (and no other thread pushed or took one meanwhile): take its route
+        # and tags; if not, the next record tries again
+        try:
+            record = queue[-1] if len(queue) == before + 1 else None
+        except IndexError:  # the sender took it meanwhile
+            record = None
+        if type(record) is tuple and record[2] == (msg % args if args else msg):  # type: ignore[operator]
+            route0, route1, _text, tags, _time = record
             self.__dict__.setdefault("_unchecked", {})[level] = (publisher.push, route0, route1, tags)
         return done
 
@@ -84,18 +95,20 @@ def unchecked_log() -> None:
     SatelliteLog._fast = _fast  # type: ignore[method-assign]
 
 
-def _publisher(log: object) -> Any:
-    """The publisher of this satellite's CMDP handler on the logger chain, or None."""
+def _publisher(log: Any) -> Any:
+    """The publisher of this satellite's CMDP handler on the logger chain (as the fast path finds it:
+    propagation respected, another satellite's handler skipped), or None."""
     import logging
 
     from constellation.monitoring import CmdpLogHandler
 
-    c: logging.Logger | None = log.logger  # type: ignore[attr-defined]
+    satellite = (log.extra or {}).get("satellite")
+    c: logging.Logger | None = log.logger
     while c is not None:
         for h in c.handlers:
-            if type(h) is CmdpLogHandler:
+            if type(h) is CmdpLogHandler and h.satellite == satellite:
                 return h.publisher
-        c = c.parent
+        c = c.parent if c.propagate else None
     return None
 
 
@@ -103,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if "--unchecked-log" in args:
         args.remove("--unchecked-log")
-        unchecked_log()
+        _experiment["unchecked_log"] = True
     # The real satellite-run code path, with the satellite class swapped for the bench subclass (loaded
     # where satellite-run loads its type: after the ports are bound and announced).
     cli.load_satellite_type = bench_type

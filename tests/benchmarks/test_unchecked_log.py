@@ -96,13 +96,19 @@ async def test_it_skips_the_checks_that_the_real_fast_path_makes(new_rig: Callab
     assert [r[2] for r in publisher._queue] == ["real 0", "unchecked 0", "unchecked 1"]
 
 
-def test_main_takes_the_flag_out_of_the_satellite_run_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_takes_the_flag_out_and_the_type_applies_it_when_it_loads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(SatelliteLog, "_fast", SatelliteLog._fast)
     monkeypatch.setattr(cli, "load_satellite_type", cli.load_satellite_type)
+    monkeypatch.setitem(satellite_ours_bench._experiment, "unchecked_log", False)
     seen: list[list[str]] = []
     monkeypatch.setattr(cli, "main", lambda argv: seen.append(argv) or 0)
     plain = SatelliteLog._fast
     assert satellite_ours_bench.main(["--name", "A", "--unchecked-log", "--level", "WARNING"]) == 0
     assert seen == [["Sputnik", "--name", "A", "--level", "WARNING"]]
-    assert SatelliteLog._fast is not plain
     assert cli.load_satellite_type is satellite_ours_bench.bench_type
+    # not before the type loads (satellite-run offers the ports first, without the runtime's imports)
+    assert SatelliteLog._fast is plain
+    satellite_ours_bench.bench_type("Sputnik")
+    assert SatelliteLog._fast is not plain
