@@ -6,8 +6,8 @@ name ``Sputnik.NAME``), with the satellite class extended by ``burst(n, level)``
 at ``level`` from a worker thread (where sync commands and hooks run) as fast as possible, then reply.
 It mirrors ``satellite_cdaq_bench.py`` for 1.0.2, so both satellites get the same log-burst request.
 
-``--unchecked-log`` (anywhere among the arguments; an experiment, not a `satellite-run` option): an
-upper bound for the log path. After one record per level has taken the real fast path, every further
+``--unchecked-log`` (anywhere among the arguments; an experiment, not a `satellite-run` option): a
+bound on the log producer's work. After one record per level has taken the real fast path, every further
 record skips all of its checks but the level (the handler chain, filters, the record factory, the
 component, route and subscription) and its tag work (caller frame, thread and process): it is queued
 with the first record's route and tags, a fresh text and a fresh time. Unsound on purpose (a handler or
@@ -30,7 +30,7 @@ LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARNING": 30, "STATUS": 35, "CRI
 _experiment = {"unchecked_log": False}  # set by main; applied where the type loads (after the offers)
 
 
-def bench_type(_name: str) -> type[Satellite]:
+def bench_type(name: str) -> type[Satellite]:  # name: cli.load_satellite_type's signature
     """Sputnik plus a log-burst command (type name kept: canonical name Sputnik.NAME)."""
     from constellation import command
     from satellites.sputnik import Sputnik
@@ -70,10 +70,11 @@ def unchecked_log() -> None:
         # the real fast path queued it (and no other thread pushed or took one meanwhile): take its route
         # and tags; if not, the next record tries again
         try:
-            record = queue[-1] if len(queue) == before + 1 else None
-        except IndexError:  # the sender took it meanwhile
-            record = None
-        if type(record) is tuple and record[2] == (msg % args if args else msg):  # type: ignore[operator]
+            record: Any = queue[-1] if len(queue) == before + 1 else None
+            ours = type(record) is tuple and record[2] == (msg % args if args else msg)  # type: ignore[operator]
+        except Exception:  # the sender took it meanwhile, or a text that does not format: try again
+            ours = False
+        if ours:
             route0, route1, _text, tags, _time = record
             self.__dict__.setdefault("_unchecked", {})[level] = (publisher.push, route0, route1, tags)
         return done
