@@ -94,7 +94,7 @@ SpawnFn = Callable[..., Proc]
 
 @pytest.fixture
 def spawn() -> Iterator[SpawnFn]:
-    """spawn(*argv, ready=REGEX, timeout=15, env=None, host=None) -> Proc; stopped at teardown.
+    """spawn(*argv, ready=REGEX, timeout=15, env=None, host=None, pass_fds=()) -> Proc; stopped at teardown.
 
     The returned Proc has ``.ready`` (the ready-line match, or None). Inside the namespace only.
     """
@@ -107,10 +107,11 @@ def spawn() -> Iterator[SpawnFn]:
         timeout: float = 15.0,
         env: dict[str, str] | None = None,
         host: int | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> Proc:
         if host is not None:
             require_netns(host)
-        proc, match = spawn_process(argv, ready=ready, timeout=timeout, env=env, host=host)
+        proc, match = spawn_process(argv, ready=ready, timeout=timeout, env=env, host=host, pass_fds=pass_fds)
         proc.ready = match  # type: ignore[attr-defined]
         procs.append(proc)
         return proc

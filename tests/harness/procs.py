@@ -19,7 +19,13 @@ class ProcessFailed(AssertionError):
 class Proc:
     """A running subprocess whose merged stdout/stderr is collected line by line in the background."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | None = None):
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        pass_fds: Sequence[int] = (),
+    ):
         self.argv = list(argv)
         self.popen = subprocess.Popen(
             self.argv,
@@ -31,6 +37,7 @@ class Proc:
             text=True,
             errors="replace",
             start_new_session=True,  # so that clean-up can signal the whole process group
+            pass_fds=tuple(pass_fds),
         )
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -125,15 +132,17 @@ def spawn_process(
     env: Mapping[str, str] | None = None,
     host: int | None = None,
     cwd: str | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> tuple[Proc, re.Match[str] | None]:
     """Start ``argv`` (on virtual host ``host`` when given) and wait for a line matching ``ready``.
+    ``pass_fds``: descriptors the child inherits under the same numbers (as `subprocess.Popen`'s).
 
     The caller owns clean-up (the ``spawn`` fixture does it); on a missed ready line the process is
     stopped before ProcessFailed propagates.
     """
     if host is not None:
         argv = [os.environ["NETNS_EXEC"], str(host), *argv]
-    proc = Proc(argv, env=env, cwd=cwd)
+    proc = Proc(argv, env=env, cwd=cwd, pass_fds=pass_fds)
     if ready is None:
         return proc, None
     try:

@@ -10,33 +10,39 @@ offers it from `Satellite._start_discovery`, after importing the discovery stack
 while the command server already answers (the two tests with a slow discovery import failed then);
 e23cb26 offers it just before the start.
 
-Run as a script (``python tests/runtime/test_launch_cdaq_controller.py slow-import MODULE SECONDS
-ARGS``) it is `satellite-run ARGS` with the import of MODULE taking SECONDS longer, as on a machine
-under load.
+Run as a script (``python tests/runtime/test_launch_cdaq_controller.py gate-import MODULE FD ARGS``)
+it is `satellite-run ARGS` whose import of MODULE waits until the read end FD of a pipe gives a byte or
+its end (`ImportGate`): a slow import, as on a machine under load, that lasts exactly until the test has
+seen what it must see first, instead of a fixed number of seconds.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-import time
 
-if __name__ == "__main__" and sys.argv[1:2] == ["slow-import"]:  # the child: see the docstring
+if __name__ == "__main__" and sys.argv[1:2] == ["gate-import"]:  # the child: see the docstring
     import importlib.abc
 
-    _module, _seconds = sys.argv[2], float(sys.argv[3])
+    _module, _gate = sys.argv[2], int(sys.argv[3])
 
-    class _SlowImport(importlib.abc.MetaPathFinder):
+    class _GatedImport(importlib.abc.MetaPathFinder):
+        passed = False
+
         def find_spec(self, fullname: str, path: object, target: object = None) -> None:
-            if fullname == _module:
-                time.sleep(_seconds)  # fault injection in the child: this import on a loaded machine
+            if fullname == _module and not self.passed:
+                self.passed = True
+                os.read(_gate, 1)  # until the test opens the gate (a byte, or its end closed)
             return None
 
-    sys.meta_path.insert(0, _SlowImport())
+    sys.meta_path.insert(0, _GatedImport())
     from constellation import cli
 
     sys.exit(cli.main(sys.argv[4:]))
 
 import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,15 +57,58 @@ pytestmark = [pytest.mark.netns, pytest.mark.timeout(90)]
 
 SATELLITE_RUN = str(Path(sys.executable).parent / "satellite-run")
 CDAQ_HEARTBEAT_WAIT_S = 1.0  # 1.0.2 Controller._add_satellite_heartbeat: `timeout = 1.0`
-SLOW_DISCOVERY = (sys.executable, __file__, "slow-import", "constellation.discovery.discovery", "1.5")
+DISCOVERY_MODULE = "constellation.discovery.discovery"  # imported in a worker thread during the start
 
 
-def _controller_sequence(beacons: BeaconLog, name: str, cmd: list[str]) -> tuple[float, float]:
+class ImportGate:
+    """The test's end of a gated import: `argv` runs `satellite-run` (the arguments that follow) with
+    the import of `module` waiting until `open` (or `close`) is called; the child gets the pipe's read
+    end as `fds`."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self._read, self._write = os.pipe()
+        self.fds = (self._read,)
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return (sys.executable, __file__, "gate-import", self.module, str(self._read))
+
+    def open(self) -> None:
+        if self._write >= 0:
+            os.close(self._write)  # the child's read returns at the end of the pipe
+            self._write = -1
+
+    def close(self) -> None:
+        self.open()
+        if self._read >= 0:
+            os.close(self._read)
+            self._read = -1
+
+
+@pytest.fixture
+def import_gate() -> Iterator[Callable[[str], ImportGate]]:
+    """import_gate(module) -> ImportGate; every gate is opened and closed at teardown."""
+    gates: list[ImportGate] = []
+
+    def make(module: str) -> ImportGate:
+        gates.append(ImportGate(module))
+        return gates[-1]
+
+    yield make
+    for gate in gates:
+        gate.close()
+
+
+def _controller_sequence(
+    beacons: BeaconLog, name: str, cmd: list[str], gate: ImportGate | None = None
+) -> tuple[float, float]:
     """Start `cmd`; on its first CONTROL offer send what a 1.0.2 controller sends (get_name, get_state);
-    (arrival of the get_state reply, arrival of the first HEARTBEAT offer), monotonic."""
+    (arrival of the get_state reply, arrival of the first HEARTBEAT offer), monotonic. A `gate` stays
+    shut until then: the HEARTBEAT offer must not wait for its import."""
     host = chirp.host_id(name)
     ctx = zmq.Context()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, pass_fds=gate.fds if gate else ())
     try:
         wait_until(lambda: beacons.of(name, MessageType.OFFER), timeout=20)
         control = next(b for b in beacons.of(name, MessageType.OFFER) if b.service is ServiceId.CONTROL)
@@ -75,6 +124,8 @@ def _controller_sequence(beacons: BeaconLog, name: str, cmd: list[str]) -> tuple
         offered = beacons.wait_offer(host, ServiceId.HEARTBEAT, after=0.0, timeout=20)
         return answered, offered
     finally:
+        if gate is not None:
+            gate.open()
         proc.terminate()
         try:
             proc.wait(10)
@@ -92,14 +143,13 @@ def test_heartbeat_is_offered_within_1_0_2s_wait_after_get_state(group: str, bea
 
 
 def test_heartbeat_is_offered_in_time_when_the_discovery_import_is_slow(
-    group: str, beacons: BeaconLog
+    group: str, beacons: BeaconLog, import_gate: Callable[[str], ImportGate]
 ) -> None:
-    """As above with the discovery import 1.5 s slower (a loaded 2-core machine): a 1.0.2 controller
-    gives up on our heartbeat."""
+    """As above with the discovery import held until the HEARTBEAT offer has come (a loaded 2-core
+    machine made it 1.5 s slower, and a 1.0.2 controller gave up on our heartbeat)."""
+    gate = import_gate(DISCOVERY_MODULE)
     answered, offered = _controller_sequence(
-        beacons,
-        "Sputnik.Slowdisc",
-        [*SLOW_DISCOVERY, "Sputnik", "-n", "Slowdisc", "-g", group],
+        beacons, "Sputnik.Slowdisc", [*gate.argv, "Sputnik", "-n", "Slowdisc", "-g", group], gate
     )
     assert offered - answered < CDAQ_HEARTBEAT_WAIT_S, f"HEARTBEAT offered {offered - answered:.2f} s late"
 
@@ -126,33 +176,41 @@ ctrl.reentry()
 
 @pytest.mark.interop
 def test_a_running_cdaq_controller_follows_the_heartbeat_of_a_satellite_whose_discovery_loads_slowly(
-    cdaq_python: Path, spawn, group: str
+    cdaq_python: Path, spawn, group: str, import_gate: Callable[[str], ImportGate]
 ) -> None:
-    """The real 1.0.2 controller, already running when `satellite-run` starts."""
+    """The real 1.0.2 controller, already running when `satellite-run` starts; the satellite's
+    discovery import is held until the controller has added it (`READY` comes only after that)."""
     from tests.fuzz.support import wait_json
 
     ctl = spawn(
         str(cdaq_python), "-c", ORACLE_CONTROLLER, group, "Sputnik.Late", "20", ready="^CONTROLLER UP$"
     )
-    spawn(*SLOW_DISCOVERY, "Sputnik", "-n", "Late", "-g", group, ready="^READY ")
+    gate = import_gate(DISCOVERY_MODULE)
+    sat = spawn(*gate.argv, "Sputnik", "-n", "Late", "-g", group, pass_fds=gate.fds)
     seen = wait_json(ctl, lambda obj: "attached" in obj, timeout=30)
     assert seen == {"attached": True, "heartbeat": True}, ctl.output_tail(20)
+    gate.open()
+    sat.wait_for("^READY ", timeout=15)
 
 
 @pytest.mark.interop
-def test_a_running_cdaq_controller_adds_a_satellite_whose_type_takes_6_s_to_load(
-    cdaq_python: Path, spawn, group: str
+def test_a_running_cdaq_controller_adds_a_satellite_whose_type_loads_after_its_get_name_timed_out(
+    cdaq_python: Path, spawn, group: str, import_gate: Callable[[str], ImportGate]
 ) -> None:
     """1.0.2's `_add_satellite` sends get_name on the CONTROL offer with RCVTIMEO 5 s; on a timeout it
     logs "Could not add Satellite" and drops it for good. A 1.0.2 satellite offers CONTROL only once it
     answers; ours offers it before its type has loaded, and anew once ready if that took over 3 s
-    (`EarlyOffer.ready`); the controller adds it then."""
+    (`EarlyOffer.ready`); the controller adds it then. The type's import is held until the controller
+    has given up on the early offer."""
     from tests.fuzz.support import wait_json
 
     ctl = spawn(
-        str(cdaq_python), "-c", ORACLE_CONTROLLER, group, "Sputnik.Heavy", "20", ready="^CONTROLLER UP$"
+        str(cdaq_python), "-c", ORACLE_CONTROLLER, group, "Sputnik.Heavy", "30", ready="^CONTROLLER UP$"
     )
-    slow_type = (sys.executable, __file__, "slow-import", "satellites.sputnik", "6")
-    spawn(*slow_type, "Sputnik", "-n", "Heavy", "-g", group, ready="^READY ", timeout=30)
+    gate = import_gate("satellites.sputnik")
+    sat = spawn(*gate.argv, "Sputnik", "-n", "Heavy", "-g", group, pass_fds=gate.fds)
+    ctl.wait_for("Could not add Satellite", timeout=20)  # its get_name timed out (RCVTIMEO 5 s)
+    gate.open()
+    sat.wait_for("^READY ", timeout=15)
     seen = wait_json(ctl, lambda obj: "attached" in obj, timeout=30)
     assert seen == {"attached": True, "heartbeat": True}, ctl.output_tail(20)
