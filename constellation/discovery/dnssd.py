@@ -237,6 +237,7 @@ class DnssdBackend:
             service_type, name, change = await self._events.get()
             try:
                 if change is ServiceStateChange.Removed:
+                    self._counters["removed"] += 1  # a goodbye (or an expired PTR) handled
                     query = self._queries.pop(name, None)
                     if query is not None:
                         query.cancel()
