@@ -48,6 +48,21 @@ async def first(
     return found
 
 
+def _from_others(disc: Discovery) -> int:
+    counts = disc.counters
+    return counts.get("chirp.received", 0) - counts.get("chirp.own", 0)
+
+
+async def chirp_fence(disc: Discovery, service: wire.ServiceId = wire.ServiceId.CONTROL) -> None:
+    """REQUEST `service` and wait until a beacon of another node has arrived since (its OFFER in reply).
+
+    A fence for "nothing happens": what other nodes sent before the REQUEST arrived before that reply,
+    so a departure or a beacon that should not come would have been seen by then."""
+    before = _from_others(disc)
+    disc.request(service)
+    await eventually(lambda: _from_others(disc) > before, 5)
+
+
 @pytest.fixture
 async def make() -> AsyncIterator[MakeFn]:
     """make(group, name, **kw) -> (Discovery not yet started, Recorder); every one is closed at teardown."""

@@ -134,7 +134,8 @@ async def test_a_second_satellite_with_the_same_name_replaces_the_first_and_outl
     import signal
 
     from constellation.discovery import Discovery
-    from tests.harness import eventually, keeps_holding
+    from tests.discovery.conftest import chirp_fence
+    from tests.harness import eventually
 
     departed: list[int] = []
     disc = Discovery(
@@ -156,17 +157,20 @@ async def test_a_second_satellite_with_the_same_name_replaces_the_first_and_outl
         second = await asyncio.to_thread(start_sputnik, spawn, group, "Dup", "--discovery", backends)
         await eventually(lambda: control_port() == second.cmd, 5)
         assert departed == [first.cmd]  # replaced
+        removed = disc.counters.get("zeroconf.removed", 0)
         first.proc.signal(signal.SIGTERM)
         assert await asyncio.to_thread(first.proc.wait, 10) == 0
         if backends == "zeroconf":
             await eventually(lambda: second.cmd in departed and control_port() == second.cmd, 5)
             return
 
-        # the goodbyes and DEPARTs went out before the process exited: a while later, still the second
-        def still_second() -> None:
-            assert control_port() == second.cmd
-
-        await keeps_holding(still_second, 1.5)
+        # The goodbyes and DEPARTs went out before the process exited. Once the second has answered a
+        # REQUEST since, every DEPART is in; with zeroconf, once its three goodbyes (one per service
+        # type, taking the shared instance name) are handled too: still the second, nothing departed.
+        await chirp_fence(disc)
+        if "zeroconf" in backends:
+            await eventually(lambda: disc.counters.get("zeroconf.removed", 0) >= removed + 3, 5)
+        assert control_port() == second.cmd
         assert departed == [first.cmd]
     finally:
         await disc.aclose()

@@ -15,7 +15,6 @@ from tests.harness.wait import (
     eventually,
     free_tcp_port,
     holds_for,
-    keeps_holding,
     unique_group,
     wait_until,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "free_tcp_port",
     "holds_for",
     "in_netns",
-    "keeps_holding",
     "loopback_chirp_socket",
     "netns_hosts",
     "oracle_python",

@@ -66,16 +66,6 @@ def holds_for(check: Callable[[], object], duration: float, interval: float = 0.
         time.sleep(interval)
 
 
-async def keeps_holding(check: Callable[[], object], duration: float, interval: float = 0.02) -> None:
-    """Async twin of :func:`holds_for`: the loop runs between the checks (discovery callbacks, ...)."""
-    end = time.monotonic() + duration
-    while True:
-        check()
-        if time.monotonic() >= end:
-            return
-        await asyncio.sleep(interval)
-
-
 def free_tcp_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free on ``host`` a moment ago (prefer binding to port 0 where possible)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
