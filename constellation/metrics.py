@@ -111,6 +111,8 @@ class MetricSpec:
         cmdp.check_metric_text("name", self.name, empty=False)  # EncodeError, a ValueError
         cmdp.check_metric_text("unit", self.unit)
         cmdp.check_metric_text("description", self.description)
+        if not callable(self.func):
+            raise TypeError(f"metric {self.name}: the value callback must be callable, got {self.func!r}")
         interval = self.interval
         if isinstance(interval, bool) or not isinstance(interval, numbers.Real) or math.isnan(interval):
             raise ValueError(f"metric {self.name}: interval must be a number of seconds, got {interval!r}")
@@ -321,10 +323,13 @@ class MetricCalls:
             topics = dict(publisher.stat_topics)  # one C-level copy: other threads may register
             self._runtime = {k: (publisher.units.get(k, ""), d) for k, d in topics.items()}
             early, self._early = self._early or [], None
-            for call in early:
-                call(publisher, scheduler)
-            # set last, under the lock: a call that finds them set runs after the early ones
-            self._pub, self._scheduler = publisher, scheduler
+            try:
+                for call in early:
+                    call(publisher, scheduler)
+            finally:
+                # set last, under the lock: a call that finds them set runs after the early ones (and
+                # after one that raised, later calls still work)
+                self._pub, self._scheduler = publisher, scheduler
 
     def register_metric(self, name: str, unit: str, description: str) -> None:
         for what, text in (("name", name), ("unit", unit), ("description", description)):
@@ -340,12 +345,14 @@ class MetricCalls:
         value_cb: Callable[[], Any],
         allowed_states: Iterable[object] | None,
     ) -> None:
+        cmdp.check_metric_text("name", name, empty=False)
         key = name.upper()
         states = metric_states(allowed_states, key)
         spec = MetricSpec(key, unit, interval, description, value_cb, states)
         self._now_or_at_start(lambda _, scheduler: scheduler.add(spec))
 
     def unregister_metric(self, name: str) -> None:
+        cmdp.check_metric_text("name", name)  # checked here, not where an early call is carried out
         self._now_or_at_start(lambda _, scheduler: scheduler.remove(name))
 
     def reset_metrics(self) -> None:

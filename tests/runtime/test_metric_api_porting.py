@@ -17,6 +17,7 @@ import pytest
 from constellation import Satellite
 from constellation.metrics import MetricCalls, collect_metrics, metric
 from protocols import cmdp
+from protocols.errors import EncodeError
 from protocols.states import State
 from tests.runtime.conftest import monitor_sub
 
@@ -188,6 +189,32 @@ def test_a_call_racing_attach_is_neither_lost_nor_reordered() -> None:
         t.join(10)
     assert not t.is_alive()
     assert pub.registered == ["LATE"]
+
+
+def test_bad_arguments_are_refused_at_the_call_not_at_the_start() -> None:
+    """Checked where given (a call made before the start is carried out only then, far from its
+    cause), with the errors the docstrings name."""
+    sat = Satellite("T", "tgroup", bind="127.0.0.1", discovery=())
+    with pytest.raises(EncodeError, match="name must be a str"):
+        sat.unregister_metric(None)  # type: ignore[arg-type]
+    with pytest.raises(EncodeError, match="name must be a str"):
+        sat.register_scheduled_metric(42, "", "", 1.0, lambda: 1, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must be callable"):
+        sat.register_scheduled_metric("X", "", "", 1.0, 42, None)  # type: ignore[arg-type]
+
+
+def test_an_early_call_that_fails_at_the_start_does_not_wedge_later_ones() -> None:
+    calls = MetricCalls()
+    pub = _Pub()
+
+    def fails(_pub: object, _scheduler: object) -> None:
+        raise RuntimeError("carried out at the start, and failed")
+
+    calls._now_or_at_start(fails)
+    with pytest.raises(RuntimeError, match="failed"):
+        calls.attach(pub, object())  # type: ignore[arg-type]
+    calls.register_metric("LATER", "", "")  # attached all the same: carried out at once
+    assert pub.registered == ["LATER"]
 
 
 # -- reset_metrics (1.0.2; its LakeShore218 calls it in do_initializing) ----------------------------
