@@ -130,8 +130,10 @@ class MonitoringPublisher:
     def push(self, msg: cmdp.Metric | RawLog) -> bool:
         """Queue a message for sending; False (and counted) when the queue is full."""
         queue = self._queue
-        # Metrics are few and carry the state (STAT/STATE): they get room beyond the log records' bound.
-        if len(queue) >= self._queue_size + (_METRIC_ROOM if type(msg) is cmdp.Metric else 0):
+        # Metrics are few and carry the state (STAT/STATE): they get room beyond the log records' bound
+        # (the type is looked at only once the queue is full: this is every log record's path).
+        size = self._queue_size
+        if len(queue) >= size and (type(msg) is not cmdp.Metric or len(queue) >= size + _METRIC_ROOM):
             self.dropped += 1
             if self._running:
                 self._pacer.wait_for_sender(queue)
