@@ -226,21 +226,15 @@ class MetricScheduler:
 
     def reset(self) -> None:
         """Back to the periodic metrics it was built with (1.0.2's `reset_metrics`), from any thread:
-        those added are no longer sampled, those removed or replaced are sampled (and announced) again.
-        Other `STAT?` entries are the caller's business (`MetricCalls.reset_metrics`)."""
+        those added are no longer sampled, those removed or replaced are sampled again. The `STAT?`
+        entries are the caller's business: `MetricCalls.reset_metrics` restores them, these included
+        (they were announced at construction, before it took its snapshot)."""
         with self._lock:
             current = {spec.name: spec for spec, _ in self._initial}
             for name in self._current.keys() | current.keys():
                 if self._current.get(name) is not current.get(name):
                     self._last.pop(name, None)
             self._specs, self._current = list(self._initial), current
-            pub = self._pub
-            for spec in current.values():
-                if (
-                    pub.stat_topics.get(spec.name) != spec.description
-                    or pub.units.get(spec.name) != spec.unit
-                ):
-                    pub.register_metric(spec.name, spec.unit, spec.description)
         self._wake_soon()
 
     def _wake_soon(self) -> None:
