@@ -108,9 +108,7 @@ class MetricSpec:
     def __post_init__(self) -> None:
         # what the STAT? notification and the metric messages need: one bad entry would make every
         # later notification fail to encode
-        cmdp.check_metric_text("name", self.name, empty=False)  # EncodeError, a ValueError
-        cmdp.check_metric_text("unit", self.unit)
-        cmdp.check_metric_text("description", self.description)
+        cmdp.check_metric_entry(self.name, self.unit, self.description)  # EncodeError, a ValueError
         if not callable(self.func):
             raise TypeError(f"metric {self.name}: the value callback must be callable, got {self.func!r}")
         interval = self.interval
@@ -326,8 +324,7 @@ class MetricCalls:
                 self._pub, self._scheduler = publisher, scheduler
 
     def register_metric(self, name: str, unit: str, description: str) -> None:
-        for what, text in (("name", name), ("unit", unit), ("description", description)):
-            cmdp.check_metric_text(what, text, empty=what != "name")
+        cmdp.check_metric_entry(name, unit, description)
         self._now_or_at_start(lambda pub, _: pub.register_metric(name, unit, description))
 
     def register_scheduled_metric(

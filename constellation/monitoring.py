@@ -95,9 +95,7 @@ class MonitoringPublisher:
     def register_metric(self, name: str, unit: str = "", description: str = "") -> None:
         """Announce a metric (EncodeError for a name, unit or description the STAT? map cannot carry:
         one bad entry would make every later notification fail)."""
-        cmdp.check_metric_text("name", name, empty=False)
-        cmdp.check_metric_text("unit", unit)
-        cmdp.check_metric_text("description", description)
+        cmdp.check_metric_entry(name, unit, description)
         self.stat_topics[name.upper()] = description
         self.units[name.upper()] = unit
         if b"STAT?" in self._subs:

@@ -28,6 +28,7 @@ __all__ = [
     "Metric",
     "MetricValue",
     "Notification",
+    "check_metric_entry",
     "check_metric_text",
     "check_metric_value",
     "decode",
@@ -155,6 +156,13 @@ def check_metric_text(what: str, value: object, *, empty: bool = True) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise EncodeError(f"CMDP: metric {what} is not valid UTF-8 text: {_clip(repr(value))}") from None
+
+
+def check_metric_entry(name: object, unit: object, description: object) -> None:
+    """`check_metric_text` for the three texts of a metric's `STAT?` entry (a name must not be empty)."""
+    check_metric_text("name", name, empty=False)
+    check_metric_text("unit", unit)
+    check_metric_text("description", description)
 
 
 def _header(msg: LogMessage | Metric | Notification) -> bytes:

@@ -186,3 +186,13 @@ def test_encode_rejects() -> None:
     ):
         with pytest.raises(EncodeError):
             cmdp.encode(msg)
+
+
+def test_check_metric_entry_names_the_text_that_the_stat_map_cannot_carry() -> None:
+    cmdp.check_metric_entry("VOLTAGE", "V", "")  # unit and description may be empty
+    with pytest.raises(EncodeError, match="metric name must not be empty"):
+        cmdp.check_metric_entry("", "V", "d")
+    with pytest.raises(EncodeError, match="metric unit must be a str"):
+        cmdp.check_metric_entry("X", None, "d")
+    with pytest.raises(EncodeError, match="metric description is not valid UTF-8"):
+        cmdp.check_metric_entry("X", "", "\udcff")
