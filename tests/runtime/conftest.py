@@ -87,6 +87,16 @@ class MonitorSub:
                     return msg
 
 
+def metric_named(name: str) -> Callable[[Any], bool]:
+    """A `MonitorSub.until` predicate: a metric message of `name`."""
+    return lambda m: isinstance(m, cmdp.Metric) and m.name == name
+
+
+def note_where(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """A `MonitorSub.until` predicate: a notification whose topic map satisfies `pred`."""
+    return lambda m: isinstance(m, cmdp.Notification) and pred(m.topics)
+
+
 @contextlib.asynccontextmanager
 async def running_publisher(
     zctx: zmq.asyncio.Context,

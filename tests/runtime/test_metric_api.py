@@ -3,9 +3,8 @@ in a worker thread), `unregister_metric` and `should_stat`, seen by a CMDP subsc
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from constellation import Configuration, Satellite
 from protocols import cmdp
 from protocols.states import State
-from tests.runtime.conftest import MonitorSub, monitor_sub, wait_state
+from tests.runtime.conftest import MonitorSub, metric_named, monitor_sub, note_where, wait_state
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -32,6 +31,8 @@ class Porting(Satellite):
 
         self.register_scheduled_metric("voltage", "V", "Supply voltage.", 0.1, voltage)
         self.register_scheduled_metric("only_run", "", "Sampled in RUN.", 0.1, lambda: 1, [State.RUN])
+        # sampled last in every round, in every state, with the time: bounds what a round sent
+        self.register_scheduled_metric("mark", "s", "Round marker.", 0.1, time.monotonic, None)
         return "Initialized"
 
     def do_launching(self) -> str:
@@ -40,45 +41,40 @@ class Porting(Satellite):
         return "Launched"
 
 
-async def received_during(sub: MonitorSub, seconds: float) -> list[Any]:
-    """Every message that arrives within `seconds` (an observation window, not a wait for one)."""
+async def a_round_after(sub: MonitorSub, since: float) -> list[Any]:
+    """The messages of one whole sampling round begun after `since` (monotonic): those between the
+    first two MARK values sampled after it (in-process satellite: the same clock)."""
+    marks = 0
     got: list[Any] = []
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            while True:
-                got.append(await sub.next(seconds))
+    while marks < 2:
+        msg = await sub.next()
+        if metric_named("MARK")(msg) and msg.value > since:
+            marks += 1
+        elif marks == 1:
+            got.append(msg)
     return got
-
-
-def _metric(name: str) -> Any:
-    return lambda m: isinstance(m, cmdp.Metric) and m.name == name
-
-
-def _note(pred: Any) -> Any:
-    return lambda m: isinstance(m, cmdp.Notification) and pred(m.topics)
 
 
 async def test_a_metric_registered_in_a_hook_is_announced_sampled_and_withdrawn(
     make_satellite, client, zctx
 ) -> None:
     sat = await make_satellite(Porting)
-    sub = await monitor_sub(zctx, sat, b"STAT?", b"STAT/VOLTAGE", b"STAT/ONLY_RUN")
+    sub = await monitor_sub(zctx, sat, b"STAT?", b"STAT/VOLTAGE", b"STAT/ONLY_RUN", b"STAT/MARK")
     cl = client(sat)
     await cl("initialize", {})
-    note = await sub.until(_note(lambda t: "VOLTAGE" in t and "ONLY_RUN" in t))
+    note = await sub.until(note_where(lambda t: "VOLTAGE" in t and "ONLY_RUN" in t))
     assert note.topics["VOLTAGE"] == "Supply voltage."
-    value = await sub.until(_metric("VOLTAGE"))
+    value = await sub.until(metric_named("VOLTAGE"))
     assert (value.value, value.unit) == (3.3, "V")
     await wait_state(cl, "INIT")
     assert all(name.startswith(f"{sat.name}-hook") for name in sat.threads)  # a sync callback: off the loop
     await cl("launch")
-    await sub.until(_note(lambda t: "VOLTAGE" not in t and "ONLY_RUN" in t))
-    await wait_state(cl, "ORBIT")
-    await received_during(sub, 0.2)  # a value sampled as the metric was withdrawn may still come
-    # five intervals: no VOLTAGE (withdrawn) and no ONLY_RUN (not in RUN)
-    assert [m for m in await received_during(sub, 0.5) if isinstance(m, cmdp.Metric)] == []
+    await sub.until(note_where(lambda t: "VOLTAGE" not in t and "ONLY_RUN" in t))
+    await wait_state(cl, "ORBIT")  # `do_launching` (and its unregister_metric) returned before
+    # a whole round since: no VOLTAGE (withdrawn) and no ONLY_RUN (not in RUN)
+    assert [m for m in await a_round_after(sub, time.monotonic()) if isinstance(m, cmdp.Metric)] == []
     await cl("start", "r1")
-    assert (await sub.until(_metric("ONLY_RUN"))).value == 1
+    assert (await sub.until(metric_named("ONLY_RUN"))).value == 1
 
 
 async def test_should_stat_follows_the_subscriptions(make_satellite, zctx) -> None:
@@ -115,14 +111,14 @@ class InInit(Satellite):
 async def test_metrics_registered_before_the_start_are_announced_and_sampled(make_satellite, zctx) -> None:
     sat = await make_satellite(InInit)
     sub = await monitor_sub(zctx, sat, b"STAT?", b"STAT/EARLY")
-    note = await sub.until(_note(lambda t: "EARLY" in t))
+    note = await sub.until(note_where(lambda t: "EARLY" in t))
     assert (note.topics["EARLY"], note.topics["MANUAL"], note.topics["COUNTED"]) == (
         "From __init__.",
         "Sent by stat.",
         "",
     )
     assert "GONE" not in note.topics
-    value = await sub.until(_metric("EARLY"))  # allowed in every state: sampled in NEW
+    value = await sub.until(metric_named("EARLY"))  # allowed in every state: sampled in NEW
     assert (value.value, value.unit) == (7, "s")
     assert sat.should_stat("early")
 

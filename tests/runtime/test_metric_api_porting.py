@@ -19,7 +19,7 @@ from constellation.metrics import MetricCalls, collect_metrics, metric
 from protocols import cmdp
 from protocols.errors import EncodeError
 from protocols.states import State
-from tests.runtime.conftest import monitor_sub
+from tests.runtime.conftest import metric_named, monitor_sub, note_where
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,14 +45,6 @@ class SatelliteState(Enum):
     DEAD = 0xFF
 
 
-def _metric(name: str) -> Any:
-    return lambda m: isinstance(m, cmdp.Metric) and m.name == name
-
-
-def _note(pred: Any) -> Any:
-    return lambda m: isinstance(m, cmdp.Notification) and pred(m.topics)
-
-
 async def _wait_event(event: threading.Event, timeout: float = 5.0) -> None:
     assert await asyncio.to_thread(event.wait, timeout), "the callback was not called in time"
 
@@ -73,7 +65,7 @@ async def test_allowed_states_given_as_1_0_2_states_or_names_are_honoured(
     sat = await make_satellite()
     sub = await monitor_sub(zctx, sat, b"STAT/PORTED")
     sat.register_scheduled_metric("ported", "", "", 0.1, lambda: 5, states)
-    assert (await sub.until(_metric("PORTED"))).value == 5
+    assert (await sub.until(metric_named("PORTED"))).value == 5
 
 
 def test_the_decorator_takes_the_same_allowed_states() -> None:
@@ -105,7 +97,7 @@ async def test_a_none_description_is_accepted_as_1_0_2_does(make_satellite, zctx
     sub = await monitor_sub(zctx, sat, b"STAT?")
     sat.register_metric("NODESC", "V", None)  # type: ignore[arg-type]
     sat.register_scheduled_metric("SCHED", "V", None, 1, lambda: 1)  # type: ignore[arg-type]
-    note = await sub.until(_note(lambda t: "NODESC" in t and "SCHED" in t))
+    note = await sub.until(note_where(lambda t: "NODESC" in t and "SCHED" in t))
     assert (note.topics["NODESC"], note.topics["SCHED"]) == ("", "")
 
 
@@ -129,7 +121,7 @@ async def test_a_stat_before_the_start_keeps_the_registered_description_and_unit
     description and unit registered just before it (after the start it registers only unknown names)."""
     sat = await make_satellite(RegistersThenStats)
     sub = await monitor_sub(zctx, sat, b"STAT?")
-    note = await sub.until(_note(lambda t: "VOLTAGE" in t))
+    note = await sub.until(note_where(lambda t: "VOLTAGE" in t))
     assert note.topics["VOLTAGE"] == "Supply voltage."
     assert sat._mon.units["VOLTAGE"] == "V"
 
@@ -225,12 +217,14 @@ async def test_reset_metrics_drops_what_the_author_registered_and_keeps_the_runt
 ) -> None:
     sat = await make_satellite()
     sub = await monitor_sub(zctx, sat, b"STAT?")
-    base = dict((await sub.until(_note(lambda t: "STATE" in t))).topics)
+    base = dict((await sub.until(note_where(lambda t: "STATE" in t))).topics)
     sat.register_metric("MANUAL", "", "m")
     sat.register_scheduled_metric("SCHED", "", "s", 0.1, lambda: 1)
     sat.unregister_metric("CPU_LOAD_AVG")  # a runtime metric the author withdrew: back after a reset
     sat._metric_api.reset_metrics()  # what Satellite.reset_metrics would delegate to
-    note = await sub.until(_note(lambda t: "MANUAL" not in t and "SCHED" not in t and "CPU_LOAD_AVG" in t))
+    note = await sub.until(
+        note_where(lambda t: "MANUAL" not in t and "SCHED" not in t and "CPU_LOAD_AVG" in t)
+    )
     assert dict(note.topics) == base
     assert {s.name for s, _ in sat._metrics._specs} == {"CPU_LOAD_AVG", "MEM_AVAIL"}
 
@@ -270,7 +264,7 @@ async def test_no_value_is_sent_after_unregister_metric_returned(make_satellite,
     sat.unregister_metric("LATER")
     release.set()
     got = []
-    while not (got and _metric("MARK")(got[-1])):
+    while not (got and metric_named("MARK")(got[-1])):
         got.append(await sub.next())
     assert [m.name for m in got if isinstance(m, cmdp.Metric)] == ["MARK"]
     assert later_calls == []
