@@ -171,6 +171,9 @@ BUILTIN = (
 )
 
 
+_NONE: tuple[None, None] = (None, None)  # `_specs.get`'s default: no spec, no owner
+
+
 class MetricScheduler:
     """Samples the periodic metrics; woken early when subscriptions or the state change."""
 
@@ -187,27 +190,33 @@ class MetricScheduler:
         self._lock = threading.Lock()  # `add` and `remove` from hooks' threads: one list at a time
         self._pub = publisher
         self._fsm = fsm
-        self._specs = list(specs)
-        self._initial = tuple(self._specs)  # what `reset` goes back to: built-in and `@metric` ones
-        #: name -> the spec sampled under it now; a round's snapshot entry that is no longer here (removed
-        #: or replaced from another thread meanwhile) is skipped, and its sample in flight not sent
-        self._current = {spec.name: spec for spec, _ in self._specs}
+        #: name -> (spec, owner) sampled now, in sampling order; replaced, never changed in place, so a
+        #: round iterates a snapshot. A snapshot's entry that is no longer the current one (removed or
+        #: replaced from another thread meanwhile) is skipped, and its sample in flight not sent.
+        self._specs: dict[str, tuple[MetricSpec, Any]] = {spec.name: (spec, o) for spec, o in specs}
+        self._initial = self._specs  # what `reset` goes back to: built-in and `@metric` ones
         self._last: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._log = logger or logging.LoggerAdapter(log, {})
-        for spec, _ in self._specs:
+        for spec, _ in self._specs.values():
             publisher.register_metric(spec.name, spec.unit, spec.description)
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _spec(self, name: str) -> MetricSpec | None:
+        """The spec sampled under `name` now."""
+        return self._specs.get(name, _NONE)[0]
 
     def add(self, spec: MetricSpec, owner: Any = None) -> None:
         """Schedule another periodic metric at run time, from any thread: it is announced to `STAT?`
         subscribers at once and sampled from the next round on (1.0.2's `register_scheduled_metric`).
         A metric of the same name is replaced."""
         with self._lock:
-            self._specs = [(s, o) for s, o in self._specs if s.name != spec.name] + [(spec, owner)]
-            self._current[spec.name] = spec
+            specs = dict(self._specs)
+            specs.pop(spec.name, None)  # a replaced one is sampled last, as a new one
+            specs[spec.name] = (spec, owner)
+            self._specs = specs
             self._last.pop(spec.name, None)
             self._pub.register_metric(spec.name, spec.unit, spec.description)
         self._wake_soon()
@@ -217,8 +226,7 @@ class MetricScheduler:
         this returns, no value of it is sent (not even one sampled before)."""
         key = name.upper()
         with self._lock:
-            self._specs = [(s, o) for s, o in self._specs if s.name != key]
-            self._current.pop(key, None)
+            self._specs = {name: entry for name, entry in self._specs.items() if name != key}
             self._last.pop(key, None)
             return self._pub.unregister_metric(key)
 
@@ -228,11 +236,10 @@ class MetricScheduler:
         entries are the caller's business: `MetricCalls.reset_metrics` restores them, these included
         (they were announced at construction, before it took its snapshot)."""
         with self._lock:
-            current = {spec.name: spec for spec, _ in self._initial}
-            for name in self._current.keys() | current.keys():
-                if self._current.get(name) is not current.get(name):
+            for name in self._specs.keys() | self._initial.keys():
+                if self._spec(name) is not self._initial.get(name, _NONE)[0]:
                     self._last.pop(name, None)
-            self._specs, self._current = list(self._initial), current
+            self._specs = self._initial
         self._wake_soon()
 
     def _wake_soon(self) -> None:
@@ -262,7 +269,7 @@ class MetricScheduler:
             return
         try:  # None sends nothing (currently unavailable, 1.0.2); a value the wire cannot carry raises
             with self._lock:  # not once `remove` has returned (nor for a replaced spec)
-                if self._current.get(spec.name) is spec:
+                if self._spec(spec.name) is spec:
                     self._pub.stat(spec.name, value, spec.unit)
         except EncodeError as exc:
             self._log.critical("Could not get metric %s: %r", spec.name, exc)
@@ -273,8 +280,8 @@ class MetricScheduler:
             now = time.monotonic()
             next_due = now + 3600.0
             state = self._fsm.state
-            for spec, owner in tuple(self._specs):  # `add` may replace the list while a sample awaits
-                if self._current.get(spec.name) is not spec:  # removed or replaced since the snapshot
+            for spec, owner in self._specs.values():  # a snapshot: changes replace the dict
+                if self._spec(spec.name) is not spec:  # removed or replaced since the snapshot
                     continue
                 if not self._pub.wants(cmdp.metric_topic(spec.name)):
                     self._last.pop(spec.name, None)
