@@ -70,7 +70,7 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         record.levelname = self._NAMES.get(record.levelno, record.levelname)
         component = getattr(record, "component", None)
-        record.component = component or logger_component(record.name).upper()
+        record.component = component or logger_component(record.name)
         return super().format(record)
 
 

@@ -13,6 +13,7 @@ RUNTIME_TOPICS: tuple[tuple[str, str], ...] = (
     ("constellation.discovery", "LINK"),
     ("constellation.peers", "LINK"),
     ("constellation.heartbeat", "LINK"),
+    ("constellation.satellite", "CTRL"),
     ("constellation.command_server", "CTRL"),
     ("constellation.dispatch", "CTRL"),
     ("constellation.lifecycle", "FSM"),

@@ -111,16 +111,12 @@ class Satellite:
         self.log: Adapter = SatelliteLog(
             logging.getLogger(type(self).__module__), {**extra, "component": self.type_name.upper()}
         )
-        self._ctrl_log: Adapter = SatelliteLog(logging.getLogger(__name__), {**extra, "component": "CTRL"})
-        self._fsm_log: Adapter = SatelliteLog(
-            logging.getLogger("constellation.lifecycle"), {**extra, "component": "FSM"}
-        )
-        self._link_log: Adapter = SatelliteLog(
-            logging.getLogger("constellation.heartbeat"), {**extra, "component": "LINK"}
-        )
-        self._mntr_log: Adapter = SatelliteLog(
-            logging.getLogger("constellation.monitoring"), {**extra, "component": "MNTR"}
-        )
+        # the runtime's own: their topics (CTRL, FSM, LINK, MNTR) come from the logger names
+        # (`logtopics.RUNTIME_TOPICS`), as for the runtime's module loggers
+        self._ctrl_log: Adapter = SatelliteLog(logging.getLogger(__name__), extra)
+        self._fsm_log: Adapter = SatelliteLog(logging.getLogger("constellation.lifecycle"), extra)
+        self._link_log: Adapter = SatelliteLog(logging.getLogger("constellation.heartbeat"), extra)
+        self._mntr_log: Adapter = SatelliteLog(logging.getLogger("constellation.monitoring"), extra)
         self.ports: dict[str, int] = {}
         self._ctx: zmq.asyncio.Context | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -49,3 +49,11 @@ def test_logger_component_is_the_wire_topic_and_cached_consistently() -> None:
     for _ in range(2):  # the second answer comes from the cache
         assert logger_component("vendor.psu-2") == "PSU2"
         assert logger_component("constellation.heartbeat") == "LINK"
+    # the satellite's own adapters name no component: their loggers' topics are 1.0.2's
+    for logger, topic in (
+        ("constellation.satellite", "CTRL"),
+        ("constellation.lifecycle", "FSM"),
+        ("constellation.heartbeat", "LINK"),
+        ("constellation.monitoring", "MNTR"),
+    ):
+        assert logger_component(logger) == topic
