@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 # namespace cannot reach. Without it the interop tests skip with the reason (and fail under CI=true).
 pytest: $(STAMP)
 	-$(PY) -m tests.harness
-	tests/netns/netns-run --hosts 3 -- $(PY) -m pytest $(PYTEST_ARGS)
+	tests/netns/netns-run --hosts 3 -- $(PY) -m pytest --durations=15 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
