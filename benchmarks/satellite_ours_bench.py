@@ -98,7 +98,8 @@ def unchecked_log() -> None:
 
 def _publisher(log: Any) -> Any:
     """The publisher of this satellite's CMDP handler on the logger chain (as the fast path finds it:
-    propagation respected, another satellite's handler skipped), or None."""
+    propagation respected, another satellite's handler skipped), or None. Mirrors the handler walk of
+    `SatelliteLog._fast` (constellation/satlog.py) and the queued tuple's layout: change them together."""
     import logging
 
     from constellation.monitoring import CmdpLogHandler
